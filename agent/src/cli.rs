@@ -1,0 +1,336 @@
+//! The `spare` command: argument parsing and printing only; the work is done by the
+//! rest of this crate and the ledger.
+//!
+//! Exit status: 0 on success, 1 when a command fails or a check finds a problem
+//! (`ledger verify`, `config check`), 2 for a usage error.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use chrono::{Local, NaiveDate, Offset as _};
+use clap::{Parser, Subcommand, ValueEnum};
+use ledger::{Ledger, Period};
+
+use crate::config::Config;
+use crate::identity::{self, KeyStore, Origin};
+use crate::{earnings, paths};
+
+/// Spare lends this computer's idle GPU time and spare bandwidth, and keeps a
+/// verifiable ledger of what it earned.
+#[derive(Debug, Parser)]
+#[command(name = "spare", version)]
+pub struct Cli {
+    /// Config file to use [default: the platform config folder's config.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    /// Keep the node key in this file (mode 0600) instead of the OS keyring
+    #[arg(long, global = true, value_name = "PATH")]
+    key_file: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print this node's id (creating the node key on first run)
+    Id,
+    /// Show what this node earned, by day, week or month
+    Earnings {
+        /// First local date to include, as YYYY-MM-DD
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        since: Option<NaiveDate>,
+        /// Group by day, week (from Monday) or month
+        #[arg(long, value_enum, default_value_t = PeriodArg::Day)]
+        period: PeriodArg,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+        /// Ledger file to read [default: from the config, else the platform data folder]
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+    },
+    /// Check or export the ledger
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
+    /// Check, locate or print the config file
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LedgerCommand {
+    /// Recompute the hash chain and check every signature; exit 1 naming the first bad
+    /// entry
+    Verify {
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+        /// Ledger file to check
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+    },
+    /// Write every entry, with its receipt and signature, to a file
+    Export {
+        /// CSV file to write (`-` for standard output)
+        #[arg(long, value_name = "FILE")]
+        csv: PathBuf,
+        /// Ledger file to export
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Check a config file [default: the one in use]; exit 1 listing every problem
+    Check {
+        /// The file to check
+        path: Option<PathBuf>,
+    },
+    /// Print the documented example config (every key at its default)
+    Example,
+    /// Print where the config file is looked for
+    Path,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum PeriodArg {
+    Day,
+    Week,
+    Month,
+}
+
+impl From<PeriodArg> for Period {
+    fn from(p: PeriodArg) -> Period {
+        match p {
+            PeriodArg::Day => Period::Day,
+            PeriodArg::Week => Period::Week,
+            PeriodArg::Month => Period::Month,
+        }
+    }
+}
+
+fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|e| format!("{e}: use YYYY-MM-DD, for example 2026-11-01"))
+}
+
+/// What a command run came to, for the exit status.
+enum Outcome {
+    Ok,
+    /// The command ran but found problems; they were already printed.
+    Failed,
+}
+
+/// Runs the CLI with the process's arguments.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The config file in use and whether the owner named it.
+fn config_path(cli: &Cli) -> anyhow::Result<(PathBuf, bool)> {
+    match &cli.config {
+        Some(path) => Ok((path.clone(), true)),
+        None => Ok((paths::config_file()?, false)),
+    }
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let (path, explicit) = config_path(cli)?;
+    Ok(Config::load_or_default(&path, explicit)?)
+}
+
+fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    match &cli.command {
+        Command::Id => {
+            let config = load_config(&cli)?;
+            let store = match cli.key_file.clone().or(config.node.key_file) {
+                Some(path) => KeyStore::File(path),
+                None => KeyStore::Keyring,
+            };
+            let (identity, origin) = identity::load_or_create(&store)?;
+            if origin == Origin::Created {
+                eprintln!("created a new node key in {store}");
+            }
+            println!("{}", identity.id());
+            Ok(Outcome::Ok)
+        }
+        Command::Earnings {
+            since,
+            period,
+            json,
+            db,
+        } => {
+            let config = load_config(&cli)?;
+            let Some(ledger) = open_ledger(db.as_deref(), &config)? else {
+                return Ok(Outcome::Ok);
+            };
+            let offset = Local::now().offset().fix();
+            let report = earnings::report(&ledger, (*period).into(), *since, offset)
+                .context("reading earnings from the ledger")?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", earnings::render_text(&report));
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Ledger {
+            command: LedgerCommand::Verify { json, db },
+        } => {
+            let config = load_config(&cli)?;
+            let path = ledger_path(db.as_deref(), &config)?;
+            let ledger = Ledger::open_existing(&path)?;
+            let started = std::time::Instant::now();
+            let report = ledger.verify().context("reading the ledger")?;
+            let secs = started.elapsed().as_secs_f64();
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            match &report.problem {
+                None => {
+                    if !*json {
+                        println!(
+                            "ledger {} is intact: {} entries chained, {} signatures valid \
+                             ({secs:.2} s)",
+                            path.display(),
+                            report.entries,
+                            report.signatures
+                        );
+                    }
+                    Ok(Outcome::Ok)
+                }
+                Some(problem) => {
+                    let at = if problem.seq == 0 {
+                        "in the earnings totals".to_owned()
+                    } else {
+                        format!("at entry {}", problem.seq)
+                    };
+                    eprintln!(
+                        "ledger {} FAILED verification {at}: {}",
+                        path.display(),
+                        problem.reason
+                    );
+                    Ok(Outcome::Failed)
+                }
+            }
+        }
+        Command::Ledger {
+            command: LedgerCommand::Export { csv, db },
+        } => {
+            let config = load_config(&cli)?;
+            let path = ledger_path(db.as_deref(), &config)?;
+            let ledger = Ledger::open_existing(&path)?;
+            let count = export(&ledger, csv)?;
+            if csv != Path::new("-") {
+                println!("exported {count} entries to {}", csv.display());
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Config {
+            command: ConfigCommand::Check { path },
+        } => {
+            let (path, explicit) = match path {
+                Some(p) => (p.clone(), true),
+                None => config_path(&cli)?,
+            };
+            if !explicit && !path.exists() {
+                println!(
+                    "no config file at {}: Spare uses the defaults (`spare config example` \
+                     shows them)",
+                    path.display()
+                );
+                return Ok(Outcome::Ok);
+            }
+            match Config::load(&path) {
+                Ok(_) => {
+                    println!("config {} is valid", path.display());
+                    Ok(Outcome::Ok)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    Ok(Outcome::Failed)
+                }
+            }
+        }
+        Command::Config {
+            command: ConfigCommand::Example,
+        } => {
+            print!("{}", crate::config::EXAMPLE);
+            Ok(Outcome::Ok)
+        }
+        Command::Config {
+            command: ConfigCommand::Path,
+        } => {
+            println!("{}", config_path(&cli)?.0.display());
+            Ok(Outcome::Ok)
+        }
+    }
+}
+
+fn ledger_path(db: Option<&Path>, config: &Config) -> anyhow::Result<PathBuf> {
+    match db.or(config.node.ledger.as_deref()) {
+        Some(path) => Ok(path.to_owned()),
+        None => paths::ledger_file(),
+    }
+}
+
+/// Opens the ledger for reading. A missing default ledger is not an error (nothing
+/// was earned yet); a missing file the owner named is.
+fn open_ledger(db: Option<&Path>, config: &Config) -> anyhow::Result<Option<Ledger>> {
+    let named = db.is_some() || config.node.ledger.is_some();
+    let path = ledger_path(db, config)?;
+    if !named && !path.exists() {
+        println!(
+            "No ledger yet at {}: this node has not earned anything so far.",
+            path.display()
+        );
+        return Ok(None);
+    }
+    Ok(Some(Ledger::open_existing(&path)?))
+}
+
+/// Writes the CSV next to its destination and renames it into place, so a failed
+/// export never leaves a truncated file that looks complete.
+fn export(ledger: &Ledger, dest: &Path) -> anyhow::Result<u64> {
+    if dest == Path::new("-") {
+        let stdout = std::io::stdout().lock();
+        return Ok(ledger.export_csv(stdout)?);
+    }
+    let file_name = dest
+        .file_name()
+        .with_context(|| format!("{} is not a file path", dest.display()))?;
+    let mut partial_name = std::ffi::OsString::from(".");
+    partial_name.push(file_name);
+    partial_name.push(".partial");
+    let partial = dest.with_file_name(partial_name);
+    let file = std::fs::File::create(&partial)
+        .with_context(|| format!("creating {}", partial.display()))?;
+    let mut writer = std::io::BufWriter::new(file);
+    let count = ledger.export_csv(&mut writer)?;
+    writer.flush()?;
+    let file = writer.into_inner().context("flushing the export")?;
+    file.sync_all()?;
+    if let Err(e) = std::fs::rename(&partial, dest) {
+        let _ = std::fs::remove_file(&partial);
+        bail!("moving the export to {}: {e}", dest.display());
+    }
+    Ok(count)
+}

@@ -1,0 +1,419 @@
+//! The node's configuration: one TOML file, every key optional, every value checked.
+//!
+//! `config.example.toml` (embedded as [`EXAMPLE`]) documents every key with its
+//! default; a test keeps it equal to [`Config::default`]. Problems are reported with
+//! the key, the line and what is allowed, all at once, so one `spare config check`
+//! run shows everything to fix.
+
+use std::fmt;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The documented example config, every key at its default.
+pub const EXAMPLE: &str = include_str!("../config.example.toml");
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the node keeps its files.
+    pub node: NodeConfig,
+    /// When lending starts.
+    pub lending: LendingConfig,
+    /// GPU lending limits.
+    pub gpu: GpuConfig,
+    /// Bandwidth lending limits.
+    pub bandwidth: BandwidthConfig,
+}
+
+/// `[node]`: where the node keeps its files.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// The ledger file; `None` means the platform data directory.
+    pub ledger: Option<PathBuf>,
+    /// Keep the node key in this file instead of the OS keyring.
+    pub key_file: Option<PathBuf>,
+}
+
+/// `[lending]`: when lending starts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LendingConfig {
+    /// Minutes without keyboard or mouse input before lending starts.
+    pub idle_minutes: u32,
+}
+
+impl Default for LendingConfig {
+    fn default() -> Self {
+        Self { idle_minutes: 5 }
+    }
+}
+
+/// `[gpu]`: GPU lending limits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GpuConfig {
+    /// Lend the GPU at all.
+    pub enabled: bool,
+    /// The most of the GPU's time lending may use, in percent.
+    pub max_duty_cycle_percent: u32,
+    /// Stop lending above this GPU temperature, in °C.
+    pub max_temperature_c: u32,
+}
+
+impl Default for GpuConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_duty_cycle_percent: 60,
+            max_temperature_c: 80,
+        }
+    }
+}
+
+/// `[bandwidth]`: bandwidth lending limits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BandwidthConfig {
+    /// Lend bandwidth at all.
+    pub enabled: bool,
+    /// Upload cap in kilobits per second; 0 means no cap.
+    pub upload_kbps: u32,
+    /// Download cap in kilobits per second; 0 means no cap.
+    pub download_kbps: u32,
+    /// Data allowed per day, up and down together, in megabytes; 0 means no quota.
+    pub daily_quota_mb: u32,
+    /// Data allowed per calendar month, in gigabytes; 0 means no quota.
+    pub monthly_quota_gb: u32,
+}
+
+impl Default for BandwidthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            upload_kbps: 0,
+            download_kbps: 0,
+            daily_quota_mb: 0,
+            monthly_quota_gb: 0,
+        }
+    }
+}
+
+/// One thing wrong with a config file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The key, as `section.key`, when known.
+    pub key: Option<String>,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, "{key}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Why a config file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file was read but is not a valid config.
+    #[error("config {path} is invalid:{}", list(.problems))]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Everything found wrong, in line order.
+        problems: Vec<Problem>,
+    },
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems.iter().map(|p| format!("\n  {p}")).collect()
+}
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|problems| ConfigError::Invalid {
+            path: path.to_owned(),
+            problems,
+        })
+    }
+
+    /// Reads the config at `path`, or the defaults when `path` is the default location
+    /// and nothing is there yet.
+    pub fn load_or_default(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
+        if !explicit && !path.exists() {
+            return Ok(Config::default());
+        }
+        Config::load(path)
+    }
+
+    /// Parses and checks config text; on failure returns every problem found.
+    pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+        let config: Config = toml::from_str(text).map_err(|e| vec![from_toml(text, &e)])?;
+        let mut problems = config.range_problems(text);
+        problems.sort_by_key(|p| p.line);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems)
+        }
+    }
+
+    fn range_problems(&self, text: &str) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut check =
+            |section: &str, key: &str, value: u32, range: RangeInclusive<u32>, unit: &str| {
+                if !range.contains(&value) {
+                    out.push(Problem {
+                        key: Some(format!("{section}.{key}")),
+                        line: locate(text, section, key),
+                        message: format!(
+                            "{value} is out of range: allowed {} to {} {unit}",
+                            range.start(),
+                            range.end()
+                        ),
+                    });
+                }
+            };
+        check(
+            "lending",
+            "idle_minutes",
+            self.lending.idle_minutes,
+            1..=1440,
+            "minutes",
+        );
+        check(
+            "gpu",
+            "max_duty_cycle_percent",
+            self.gpu.max_duty_cycle_percent,
+            1..=100,
+            "percent",
+        );
+        check(
+            "gpu",
+            "max_temperature_c",
+            self.gpu.max_temperature_c,
+            50..=100,
+            "°C",
+        );
+        let b = &self.bandwidth;
+        check(
+            "bandwidth",
+            "upload_kbps",
+            b.upload_kbps,
+            0..=100_000_000,
+            "kbit/s (0 = no cap)",
+        );
+        check(
+            "bandwidth",
+            "download_kbps",
+            b.download_kbps,
+            0..=100_000_000,
+            "kbit/s (0 = no cap)",
+        );
+        check(
+            "bandwidth",
+            "daily_quota_mb",
+            b.daily_quota_mb,
+            0..=100_000_000,
+            "MB (0 = no quota)",
+        );
+        check(
+            "bandwidth",
+            "monthly_quota_gb",
+            b.monthly_quota_gb,
+            0..=1_000_000,
+            "GB (0 = no quota)",
+        );
+        for (key, path) in [
+            ("ledger", &self.node.ledger),
+            ("key_file", &self.node.key_file),
+        ] {
+            if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                out.push(Problem {
+                    key: Some(format!("node.{key}")),
+                    line: locate(text, "node", key),
+                    message: "is empty: give a file path, or remove the line for the default"
+                        .into(),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Turns a TOML or serde error into a located problem.
+fn from_toml(text: &str, e: &toml::de::Error) -> Problem {
+    let line = e.span().map(|span| line_of(text, span.start));
+    let key = line.and_then(|line| key_on_line(text, line));
+    let message = e.message().trim().to_owned();
+    let message = if message.starts_with("unknown field") {
+        format!("{message} (check the spelling; `spare config example` lists every key)")
+    } else if message.starts_with("invalid type") {
+        format!("wrong type: {message}")
+    } else {
+        message
+    };
+    Problem { key, line, message }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The `section.key` a line assigns, from the line's text and the last table header
+/// above it (enough for the flat files Spare uses).
+fn key_on_line(text: &str, line: usize) -> Option<String> {
+    let mut section = String::new();
+    for (i, raw) in text.lines().enumerate() {
+        let trimmed = raw.trim();
+        if let Some(header) = trimmed.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            section = header.trim().to_owned();
+        }
+        if i + 1 == line {
+            let (key, _) = trimmed.split_once('=')?;
+            let key = key.trim().trim_matches('"');
+            return Some(if section.is_empty() {
+                key.to_owned()
+            } else {
+                format!("{section}.{key}")
+            });
+        }
+    }
+    None
+}
+
+/// The line where `key` is set inside `[section]`.
+fn locate(text: &str, section: &str, key: &str) -> Option<usize> {
+    let mut current = String::new();
+    for (i, raw) in text.lines().enumerate() {
+        let trimmed = raw.trim();
+        if let Some(header) = trimmed.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            current = header.trim().to_owned();
+            continue;
+        }
+        let Some((k, _)) = trimmed.split_once('=') else {
+            continue;
+        };
+        let k = k.trim().trim_matches('"');
+        if (current == section && k == key)
+            || (current.is_empty() && k == format!("{section}.{key}"))
+        {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_file_parses_to_the_defaults() {
+        assert_eq!(Config::parse(EXAMPLE).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn example_with_comments_removed_sets_every_key() {
+        // Every key of the config appears in the example, uncommented, at its default,
+        // so the example documents them all.
+        let serialized = toml::to_string(&Config::default()).unwrap();
+        for line in serialized.lines().filter(|l| l.contains('=')) {
+            assert!(
+                EXAMPLE
+                    .lines()
+                    .any(|e| e.trim_start_matches("# ").trim() == line.trim()),
+                "the example does not document `{line}`"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line_and_the_allowed_keys() {
+        let problems = Config::parse("[gpu]\nenabled = true\nduty_cycle = 50\n").unwrap_err();
+        assert_eq!(problems.len(), 1);
+        let p = &problems[0];
+        assert_eq!(p.line, Some(3));
+        assert_eq!(p.key.as_deref(), Some("gpu.duty_cycle"));
+        assert!(p.message.contains("max_duty_cycle_percent"), "{p}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let problems = Config::parse("\n[bandwidth]\nenabled = \"yes\"\n").unwrap_err();
+        let p = &problems[0];
+        assert_eq!(
+            (p.line, p.key.as_deref()),
+            (Some(3), Some("bandwidth.enabled"))
+        );
+        assert!(
+            p.message.contains("wrong type") && p.message.contains("bool"),
+            "{p}"
+        );
+    }
+
+    #[test]
+    fn every_out_of_range_value_is_reported_at_once() {
+        let text = "[gpu]\nmax_duty_cycle_percent = 150\nmax_temperature_c = 20\n\n[lending]\nidle_minutes = 0\n";
+        let problems = Config::parse(text).unwrap_err();
+        let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            vec![
+                "line 2: gpu.max_duty_cycle_percent: 150 is out of range: allowed 1 to 100 percent",
+                "line 3: gpu.max_temperature_c: 20 is out of range: allowed 50 to 100 °C",
+                "line 6: lending.idle_minutes: 0 is out of range: allowed 1 to 1440 minutes",
+            ]
+        );
+    }
+
+    #[test]
+    fn dotted_keys_are_located_too() {
+        let problems = Config::parse("gpu.max_temperature_c = 200\n").unwrap_err();
+        assert_eq!(problems[0].line, Some(1));
+    }
+
+    #[test]
+    fn negative_number_is_a_range_or_type_problem_with_a_line() {
+        let problems = Config::parse("[lending]\nidle_minutes = -5\n").unwrap_err();
+        assert_eq!(problems[0].line, Some(2));
+        assert_eq!(problems[0].key.as_deref(), Some("lending.idle_minutes"));
+    }
+
+    #[test]
+    fn syntax_error_has_a_line() {
+        let problems = Config::parse("[gpu\nenabled = true\n").unwrap_err();
+        assert_eq!(problems[0].line, Some(1));
+    }
+}

@@ -1,0 +1,11 @@
+//! The Spare node: its identity, its configuration, its ledger, and the `spare`
+//! command that drives them.
+//!
+//! Only this crate wires the other crates together; the GUI and the CLI drive the
+//! same API.
+
+pub mod cli;
+pub mod config;
+pub mod earnings;
+pub mod identity;
+pub mod paths;

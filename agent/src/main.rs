@@ -1,0 +1,5 @@
+//! `spare`: the Spare node's command-line interface. See `agent::cli`.
+
+fn main() -> std::process::ExitCode {
+    agent::cli::main()
+}

@@ -1,0 +1,26 @@
+//! Where Spare keeps its files on each platform (through the `directories` crate).
+//!
+//! Linux: `~/.config/spare/config.toml` and `~/.local/share/spare/ledger.sqlite3`
+//! (honouring `XDG_CONFIG_HOME` and `XDG_DATA_HOME`); macOS:
+//! `~/Library/Application Support/org.spare.spare/`; Windows: `%APPDATA%\spare\`.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use directories::ProjectDirs;
+
+/// The platform directories for Spare.
+fn project_dirs() -> anyhow::Result<ProjectDirs> {
+    ProjectDirs::from("org", "spare", "spare")
+        .context("cannot find the home directory to keep Spare's files in: set HOME")
+}
+
+/// The default config file.
+pub fn config_file() -> anyhow::Result<PathBuf> {
+    Ok(project_dirs()?.config_dir().join("config.toml"))
+}
+
+/// The default ledger file.
+pub fn ledger_file() -> anyhow::Result<PathBuf> {
+    Ok(project_dirs()?.data_dir().join("ledger.sqlite3"))
+}

@@ -1,0 +1,27 @@
+# The two commands a newcomer needs (see README.md):
+#   make run    set up this machine, build Spare and run it
+#   make test   set up this machine and run every check and test
+# Both call installers/dev-setup.sh first, which installs only what is missing.
+
+CARGO ?= cargo
+SETUP := installers/dev-setup.sh
+
+.PHONY: run test bench setup lint
+
+setup:
+	@$(SETUP)
+
+run: setup
+	$(CARGO) build --release --locked -p agent
+	./target/release/spare earnings
+
+test: setup lint
+	installers/with-keyring.sh $(CARGO) test --workspace --all-targets --locked
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) deny --log-level error check bans licenses sources
+
+bench: setup
+	$(CARGO) bench --locked -p ledger

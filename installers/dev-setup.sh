@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Installs everything Spare needs to build, run and test on a development or CI machine.
+#
+# Idempotent: a second run installs nothing and takes about a second. Called by
+# `make run` and `make test`; safe to run by hand. Debian and Ubuntu are handled
+# here; macOS and Windows prerequisites are listed in README.md.
+set -euo pipefail
+
+log() { printf 'dev-setup: %s\n' "$*" >&2; }
+
+# Debian packages:
+#   gnome-keyring, libsecret-1-0  a real Secret Service for the node key (tests run it
+#                                 unlocked inside dbus-run-session)
+#   dbus-daemon, dbus-bin         the session bus and dbus-run-session
+#   keyutils                      the kernel keyring tools (diagnostics)
+#   pkg-config, build-essential   C toolchain for bundled SQLite
+# Never dbus-x11: it makes GLib autostart session buses that outlive the tests.
+APT_PACKAGES=(gnome-keyring libsecret-1-0 dbus-daemon dbus-bin keyutils pkg-config build-essential)
+
+missing_apt_packages() {
+  local pkg
+  for pkg in "${APT_PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+      printf '%s\n' "$pkg"
+    fi
+  done
+}
+
+install_apt_packages() {
+  local missing
+  missing=$(missing_apt_packages)
+  [ -z "$missing" ] && return 0
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { log "need root or sudo to install: $missing"; exit 1; }
+    sudo=(sudo)
+  fi
+  log "installing Debian packages: $(echo $missing | tr '\n' ' ')"
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq
+  # shellcheck disable=SC2086
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
+    install -y -qq --no-install-recommends $missing >/dev/null
+}
+
+install_rust_components() {
+  if ! command -v cargo >/dev/null; then
+    log "cargo not found: install Rust with rustup (https://rustup.rs), then run this again"
+    exit 1
+  fi
+  if command -v rustup >/dev/null; then
+    local installed
+    installed=$(rustup component list --installed 2>/dev/null || true)
+    for component in rustfmt clippy; do
+      if ! grep -q "^$component" <<<"$installed"; then
+        log "adding rustup component $component"
+        rustup component add "$component"
+      fi
+    done
+  fi
+}
+
+install_cargo_tools() {
+  # cargo-deny checks licenses, bans (openssl) and sources; built once into ~/.cargo/bin.
+  if ! command -v cargo-deny >/dev/null; then
+    log "installing cargo-deny (one-time build, a few minutes)"
+    cargo install --locked --quiet cargo-deny@0.20.2
+  fi
+}
+
+case "$(uname -s)" in
+  Linux)
+    if command -v apt-get >/dev/null; then
+      install_apt_packages
+    else
+      log "not a Debian/Ubuntu system: install the equivalents of: ${APT_PACKAGES[*]}"
+    fi
+    ;;
+  Darwin) ;; # Keychain and the Xcode command-line tools are all Spare needs.
+  *) log "unsupported OS $(uname -s): see README.md for prerequisites" ;;
+esac
+install_rust_components
+install_cargo_tools

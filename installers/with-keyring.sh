@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs a command inside a private D-Bus session with an unlocked GNOME Keyring, so
+# tests use a real Secret Service without touching the owner's keyrings.
+#
+#   installers/with-keyring.sh cargo test --workspace
+#
+# The keyring's files live in a temporary folder removed afterwards; the session bus
+# and the keyring daemon end with the command (dbus-run-session stops them).
+set -euo pipefail
+
+if [ "$(uname -s)" != Linux ]; then
+  exec "$@" # macOS and Windows tests use the user's own keychain / credential store.
+fi
+
+keyring_home=$(mktemp -d "${TMPDIR:-/tmp}/spare-keyring.XXXXXX")
+trap 'rm -rf "$keyring_home"' EXIT
+
+# The daemon keeps its keyrings under $XDG_DATA_HOME/keyrings; only it sees this one.
+# shellcheck disable=SC2016
+dbus-run-session -- bash -c '
+  set -euo pipefail
+  printf spare-test | XDG_DATA_HOME="$0" gnome-keyring-daemon --unlock --components=secrets >/dev/null
+  exec "$@"
+' "$keyring_home" "$@"

@@ -59,10 +59,10 @@ pub enum Error {
         /// Why it was refused.
         source: ReceiptError,
     },
-    /// The counterparty's receipt for this job or session is already in the ledger.
+    /// The same receipt (time, counterparty and reference) is already in the ledger.
     #[error(
-        "receipt {index} of the append refused: counterparty {counterparty} already has an \
-         entry for reference {reference}; a receipt is counted once"
+        "receipt {index} of the append refused: the receipt of counterparty {counterparty} \
+         for reference {reference} is already in the ledger; a receipt is counted once"
     )]
     Duplicate {
         /// Position of the duplicate in the batch.

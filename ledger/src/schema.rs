@@ -33,11 +33,11 @@ CREATE TABLE entries (
     hash         BLOB    NOT NULL CHECK (length(hash) = 32)
 ) STRICT;
 
-CREATE INDEX entries_time ON entries (time_ms);
-
--- A counterparty's receipt for one job or session (its reference) is counted once:
--- a replayed receipt is refused. Zero references (payouts, adjustments) may repeat.
-CREATE UNIQUE INDEX entries_once ON entries (counterparty, reference)
+-- A receipt is counted once: the same signed receipt appended again is refused.
+-- Keyed on the signed time first, so that appends (nearly in time order) add to the
+-- end of the index instead of touching a random page each. Zero references
+-- (payouts, adjustments) are exempt: they carry no job or session to repeat.
+CREATE UNIQUE INDEX entries_once ON entries (time_ms, counterparty, reference)
     WHERE reference != zeroblob(32);
 
 CREATE TRIGGER entries_are_append_only_update BEFORE UPDATE ON entries

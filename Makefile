@@ -15,8 +15,11 @@ run: setup
 	$(CARGO) build --release --locked -p agent
 	./target/release/spare earnings
 
+# Benchmarks run first at a small size (so they cannot rot), then every test inside a
+# private D-Bus session with an unlocked GNOME Keyring.
 test: setup lint
-	installers/with-keyring.sh $(CARGO) test --workspace --all-targets --locked
+	$(CARGO) test --workspace --locked --bench '*'
+	installers/with-keyring.sh $(CARGO) test --workspace --lib --bins --tests --locked
 
 lint:
 	$(CARGO) fmt --all --check

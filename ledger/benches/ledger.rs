@@ -31,6 +31,9 @@ fn main() {
         .unwrap_or(if full { 1_000_000 } else { 4_000 });
     let dir = tempfile::tempdir().unwrap();
     eprintln!("ledger bench: {n} entries over one year (signing them first)");
+    if !full {
+        eprintln!("smoke run (no --bench): checks the benchmark works; its figures mean nothing");
+    }
 
     let receipts = make_receipts(n);
 

@@ -15,6 +15,12 @@ fi
 keyring_home=$(mktemp -d "${TMPDIR:-/tmp}/spare-keyring.XXXXXX")
 trap 'rm -rf "$keyring_home"' EXIT
 
+# Vulkan loaders and Mesa want a private runtime folder; headless machines have none.
+if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "$XDG_RUNTIME_DIR" ]; then
+  export XDG_RUNTIME_DIR="$keyring_home/runtime"
+  mkdir -m 0700 "$XDG_RUNTIME_DIR"
+fi
+
 # The daemon keeps its keyrings under $XDG_DATA_HOME/keyrings; only it sees this one.
 # shellcheck disable=SC2016
 dbus-run-session -- bash -c '

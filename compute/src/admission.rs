@@ -1,0 +1,435 @@
+//! Admission: checks a job on the CPU, with naga, before any device sees it.
+//!
+//! A job is refused unless its WGSL parses and validates, every step's entry point is
+//! a compute entry point within the WebGPU default limits, its memory use is within
+//! Spare's caps, and its buffers match what the shader declares. Every refusal says
+//! where (line and column when there is a place in the source) and what to change.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use naga::valid::{Capabilities, GlobalUse, ModuleInfo, ValidationFlags, Validator};
+use naga::{AddressSpace, Module, ShaderStage, StorageAccess};
+
+use crate::manifest::{BindingKind, BindingRef, Job, MAX_SOURCE_BYTES};
+
+/// Private (per-invocation) memory cap, in bytes.
+pub const MAX_PRIVATE_BYTES: u64 = 16 * 1024;
+/// Workgroup memory cap, in bytes (the WebGPU default limit).
+pub const MAX_WORKGROUP_BYTES: u64 = 16 * 1024;
+/// Invocations per workgroup (the WebGPU default limit).
+pub const MAX_INVOCATIONS: u32 = 256;
+/// Workgroup size per dimension (the WebGPU default limits).
+pub const MAX_WORKGROUP_SIZE: [u32; 3] = [256, 256, 64];
+/// Workgroups per grid dimension (the WebGPU default limit).
+pub const MAX_WORKGROUPS_PER_DIMENSION: u32 = 65_535;
+/// One storage buffer (the WebGPU default `maxStorageBufferBindingSize`).
+pub const MAX_BUFFER_BYTES: u64 = 128 * 1024 * 1024;
+/// One uniform buffer (the WebGPU default `maxUniformBufferBindingSize`).
+pub const MAX_UNIFORM_BYTES: u64 = 64 * 1024;
+/// Storage buffers per shader stage (the WebGPU default).
+pub const MAX_STORAGE_BUFFERS: usize = 8;
+/// Uniform buffers per shader stage (the WebGPU default, less the runner's own).
+pub const MAX_UNIFORM_BUFFERS: usize = 11;
+/// The bind group the runner keeps for itself (the slice position).
+pub const RUNNER_GROUP: u32 = 3;
+/// Repeats of one step.
+pub const MAX_REPEAT: u32 = 1_000_000;
+
+/// What admission allows; the budget is the node owner's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caps {
+    /// All buffers of one job together, in bytes.
+    pub total_buffer_bytes: u64,
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        Self {
+            total_buffer_bytes: 512 * 1024 * 1024,
+        }
+    }
+}
+
+/// One reason a job was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// 1-based line in the WGSL source, when the problem has a place there.
+    pub line: Option<u32>,
+    /// 1-based column.
+    pub column: Option<u32>,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (Some(line), Some(column)) => write!(f, "wgsl:{line}:{column}: {}", self.message),
+            (Some(line), None) => write!(f, "wgsl:{line}: {}", self.message),
+            _ => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Every reason a job was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("job refused:{}", .0.iter().map(|r| format!("\n  {r}")).collect::<String>())]
+pub struct Refused(pub Vec<Rejection>);
+
+/// A job that passed admission, with its validated module.
+#[derive(Debug)]
+pub struct Admitted {
+    /// The parsed module, as written (not yet rewritten for slicing).
+    pub module: Module,
+    /// naga's analysis of it.
+    pub info: ModuleInfo,
+}
+
+fn at(line: Option<u32>, column: Option<u32>, message: impl Into<String>) -> Rejection {
+    Rejection {
+        line,
+        column,
+        message: message.into(),
+    }
+}
+
+fn nowhere(message: impl Into<String>) -> Rejection {
+    at(None, None, message)
+}
+
+/// Parses and validates WGSL, with located errors.
+pub fn parse_and_validate(source: &str) -> Result<(Module, ModuleInfo), Rejection> {
+    if source.len() > MAX_SOURCE_BYTES {
+        return Err(nowhere(format!(
+            "the WGSL source is {} bytes; the limit is {MAX_SOURCE_BYTES}",
+            source.len()
+        )));
+    }
+    let module = naga::front::wgsl::parse_str(source).map_err(|e| {
+        let loc = e.location(source);
+        at(
+            loc.map(|l| l.line_number),
+            loc.map(|l| l.line_position),
+            format!("syntax: {}", e.message()),
+        )
+    })?;
+    let info = Validator::new(ValidationFlags::all(), Capabilities::default())
+        .validate(&module)
+        .map_err(|e| {
+            let loc = e.location(source);
+            at(
+                loc.map(|l| l.line_number),
+                loc.map(|l| l.line_position),
+                format!("invalid: {}", error_chain(e.as_inner())),
+            )
+        })?;
+    Ok((module, info))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        out.push_str(": ");
+        out.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    out
+}
+
+/// Checks a job; on refusal returns every problem found.
+pub fn admit(job: &Job, caps: &Caps) -> Result<Admitted, Refused> {
+    let source = &job.source;
+    let (module, info) = parse_and_validate(source).map_err(|r| Refused(vec![r]))?;
+    let mut problems = Vec::new();
+    let span_loc = |span: naga::Span| {
+        let loc = span.location(source);
+        if span.is_defined() {
+            (Some(loc.line_number), Some(loc.line_position))
+        } else {
+            (None, None)
+        }
+    };
+
+    check_buffers(job, caps, &mut problems);
+
+    // Module-wide memory: private globals plus every function's locals (WGSL has no
+    // recursion, so no call chain can hold more than all of them together).
+    let mut private = 0u64;
+    for (_, var) in module.global_variables.iter() {
+        if var.space == AddressSpace::Private {
+            private += u64::from(module.types[var.ty].inner.size(module.to_ctx()));
+        }
+    }
+    let locals = |f: &naga::Function| -> u64 {
+        f.local_variables
+            .iter()
+            .map(|(_, v)| u64::from(module.types[v.ty].inner.size(module.to_ctx())))
+            .sum()
+    };
+    private += module.functions.iter().map(|(_, f)| locals(f)).sum::<u64>();
+    let entry_locals = module
+        .entry_points
+        .iter()
+        .map(|ep| locals(&ep.function))
+        .max()
+        .unwrap_or(0);
+    private += entry_locals;
+    if private > MAX_PRIVATE_BYTES {
+        let biggest = module
+            .global_variables
+            .iter()
+            .filter(|(_, v)| v.space == AddressSpace::Private)
+            .map(|(h, _)| module.global_variables.get_span(h))
+            .next();
+        let (line, column) = biggest.map(span_loc).unwrap_or((None, None));
+        problems.push(at(
+            line,
+            column,
+            format!(
+                "private memory per invocation is up to {private} bytes; the limit is \
+                 {MAX_PRIVATE_BYTES}: keep big arrays in storage or workgroup buffers"
+            ),
+        ));
+    }
+
+    // Declared buffers must be buffers Spare can bind, outside the runner's group.
+    let mut declared: BTreeMap<BindingRef, (BindingKind, naga::Handle<naga::GlobalVariable>)> =
+        BTreeMap::new();
+    for (handle, var) in module.global_variables.iter() {
+        let Some(binding) = &var.binding else {
+            continue;
+        };
+        let r = BindingRef {
+            group: binding.group,
+            binding: binding.binding,
+        };
+        let (line, column) = span_loc(module.global_variables.get_span(handle));
+        let kind = match var.space {
+            AddressSpace::Storage { access } if access.contains(StorageAccess::STORE) => {
+                BindingKind::StorageReadWrite
+            }
+            AddressSpace::Storage { .. } => BindingKind::StorageRead,
+            AddressSpace::Uniform => BindingKind::Uniform,
+            _ => {
+                problems.push(at(
+                    line,
+                    column,
+                    format!("{r}: only storage and uniform buffers can be bound (no textures or samplers)"),
+                ));
+                continue;
+            }
+        };
+        if r.group >= RUNNER_GROUP {
+            problems.push(at(
+                line,
+                column,
+                format!(
+                    "{r}: bind groups 0 to 2 are for jobs; group {RUNNER_GROUP} is the runner's"
+                ),
+            ));
+            continue;
+        }
+        declared.insert(r, (kind, handle));
+    }
+
+    for (index, step) in job.steps.iter().enumerate() {
+        let name = &step.entry_point;
+        let Some(ep_index) = module.entry_points.iter().position(|ep| ep.name == *name) else {
+            let available: Vec<&str> = module
+                .entry_points
+                .iter()
+                .filter(|ep| ep.stage == ShaderStage::Compute)
+                .map(|ep| ep.name.as_str())
+                .collect();
+            problems.push(nowhere(format!(
+                "step {index}: no entry point named {name:?}; the shader's compute entry points \
+                 are {available:?}"
+            )));
+            continue;
+        };
+        let ep = &module.entry_points[ep_index];
+        let (line, column) = entry_location(source, name);
+        if ep.stage != ShaderStage::Compute {
+            problems.push(at(
+                line,
+                column,
+                format!("entry point {name:?} is not @compute"),
+            ));
+            continue;
+        }
+        let size = ep.workgroup_size;
+        let invocations = size.iter().map(|d| u64::from(*d)).product::<u64>();
+        if invocations > u64::from(MAX_INVOCATIONS)
+            || size.iter().zip(MAX_WORKGROUP_SIZE).any(|(d, max)| *d > max)
+        {
+            problems.push(at(
+                line,
+                column,
+                format!(
+                    "entry point {name:?}: @workgroup_size({}, {}, {}) is {invocations} \
+                     invocations; allowed at most {MAX_INVOCATIONS} in all and {:?} per \
+                     dimension",
+                    size[0], size[1], size[2], MAX_WORKGROUP_SIZE
+                ),
+            ));
+        }
+        if step
+            .workgroups
+            .iter()
+            .any(|d| *d == 0 || *d > MAX_WORKGROUPS_PER_DIMENSION)
+        {
+            problems.push(nowhere(format!(
+                "step {index}: grid {:?} must have 1 to {MAX_WORKGROUPS_PER_DIMENSION} workgroups \
+                 in each dimension",
+                step.workgroups
+            )));
+        }
+        if step.repeat == 0 || step.repeat > MAX_REPEAT {
+            problems.push(nowhere(format!(
+                "step {index}: repeat {} must be 1 to {MAX_REPEAT}",
+                step.repeat
+            )));
+        }
+        let ep_info = info.get_entry_point(ep_index);
+        let mut workgroup = 0u64;
+        for (handle, var) in module.global_variables.iter() {
+            if ep_info[handle] == GlobalUse::empty() {
+                continue;
+            }
+            if var.space == AddressSpace::WorkGroup {
+                workgroup += u64::from(module.types[var.ty].inner.size(module.to_ctx()));
+            }
+            let Some(binding) = &var.binding else {
+                continue;
+            };
+            let r = BindingRef {
+                group: binding.group,
+                binding: binding.binding,
+            };
+            let Some((shader_kind, _)) = declared.get(&r) else {
+                continue;
+            };
+            let (line, column) = span_loc(module.global_variables.get_span(handle));
+            match job.bindings.iter().find(|b| b.at == r) {
+                None => problems.push(at(
+                    line,
+                    column,
+                    format!("{r} is used by {name:?} but the manifest has no such binding"),
+                )),
+                Some(b) if b.kind != *shader_kind => problems.push(at(
+                    line,
+                    column,
+                    format!(
+                        "{r}: the shader declares it {} but the manifest says {}",
+                        kind_name(*shader_kind),
+                        kind_name(b.kind)
+                    ),
+                )),
+                Some(b) => {
+                    let min = u64::from(module.types[var.ty].inner.size(module.to_ctx()));
+                    if (b.bytes.len() as u64) < min {
+                        problems.push(at(
+                            line,
+                            column,
+                            format!(
+                                "{r}: the buffer is {} bytes but the shader's type needs at \
+                                 least {min}",
+                                b.bytes.len()
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        if workgroup > MAX_WORKGROUP_BYTES {
+            problems.push(at(
+                line,
+                column,
+                format!(
+                    "entry point {name:?} uses {workgroup} bytes of workgroup memory; the limit \
+                     is {MAX_WORKGROUP_BYTES}"
+                ),
+            ));
+        }
+    }
+    problems.dedup();
+    if problems.is_empty() {
+        Ok(Admitted { module, info })
+    } else {
+        problems.sort_by_key(|p| (p.line.is_none(), p.line, p.column));
+        Err(Refused(problems))
+    }
+}
+
+fn check_buffers(job: &Job, caps: &Caps, problems: &mut Vec<Rejection>) {
+    let mut total = 0u64;
+    let (mut storage, mut uniform) = (0, 0);
+    for b in &job.bindings {
+        let len = b.bytes.len() as u64;
+        total += len;
+        let r = b.at;
+        if r.group >= RUNNER_GROUP {
+            problems.push(nowhere(format!(
+                "manifest binding {r}: bind groups 0 to 2 are for jobs; group {RUNNER_GROUP} is \
+                 the runner's"
+            )));
+        }
+        if len == 0 || !len.is_multiple_of(4) {
+            problems.push(nowhere(format!(
+                "manifest binding {r}: {len} bytes; a buffer must be a non-zero multiple of 4 bytes"
+            )));
+        }
+        let max = match b.kind {
+            BindingKind::Uniform => {
+                uniform += 1;
+                MAX_UNIFORM_BYTES
+            }
+            BindingKind::StorageRead | BindingKind::StorageReadWrite => {
+                storage += 1;
+                MAX_BUFFER_BYTES
+            }
+        };
+        if len > max {
+            problems.push(nowhere(format!(
+                "manifest binding {r}: {len} bytes; the limit for a {} buffer is {max}",
+                kind_name(b.kind)
+            )));
+        }
+    }
+    if total > caps.total_buffer_bytes {
+        problems.push(nowhere(format!(
+            "the job's buffers total {total} bytes; this node accepts at most {}",
+            caps.total_buffer_bytes
+        )));
+    }
+    if storage > MAX_STORAGE_BUFFERS || uniform > MAX_UNIFORM_BUFFERS {
+        problems.push(nowhere(format!(
+            "{storage} storage and {uniform} uniform buffers; allowed at most \
+             {MAX_STORAGE_BUFFERS} and {MAX_UNIFORM_BUFFERS}"
+        )));
+    }
+}
+
+fn kind_name(kind: BindingKind) -> &'static str {
+    match kind {
+        BindingKind::StorageRead => "storage_read",
+        BindingKind::StorageReadWrite => "storage_read_write",
+        BindingKind::Uniform => "uniform",
+    }
+}
+
+/// The line and column of `fn name` in the source, for entry-point problems.
+fn entry_location(source: &str, name: &str) -> (Option<u32>, Option<u32>) {
+    let needle = format!("fn {name}");
+    for (i, line) in source.lines().enumerate() {
+        if let Some(col) = line.find(&needle) {
+            let rest = &line[col + needle.len()..];
+            if rest.starts_with(|c: char| c == '(' || c.is_whitespace()) {
+                return (Some(i as u32 + 1), Some(col as u32 + 1));
+            }
+        }
+    }
+    (None, None)
+}

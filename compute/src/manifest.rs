@@ -1,0 +1,420 @@
+//! The job format: a JSON manifest naming a WGSL kernel, its grid and its buffers.
+//!
+//! Parsing resolves everything the manifest points at (files relative to the manifest,
+//! base64, zero and fill contents) into a self-contained [`Job`] that can be sent to a
+//! worker. Nothing here touches a GPU; admission checks live in `admission.rs`.
+//! The format is documented in `compute/JOBS.md`.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+/// The largest WGSL source accepted, in bytes.
+pub const MAX_SOURCE_BYTES: usize = 256 * 1024;
+
+/// Why a manifest could not be turned into a job.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The manifest file could not be read.
+    #[error("cannot read manifest {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The manifest is not valid JSON for the job format.
+    #[error("manifest {path}:{line}:{column}: {message}")]
+    Json {
+        /// The file (or `<inline>`).
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What serde said.
+        message: String,
+    },
+    /// The manifest is well-formed but says something impossible.
+    #[error("manifest {path}: {message}")]
+    Invalid {
+        /// The file (or `<inline>`).
+        path: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+}
+
+/// A manifest as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// A WGSL file, relative to the manifest.
+    #[serde(default)]
+    pub wgsl: Option<PathBuf>,
+    /// Inline WGSL source.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The entry point of a single-step job.
+    #[serde(default)]
+    pub entry_point: Option<String>,
+    /// The whole grid of a single-step job, in workgroups.
+    #[serde(default)]
+    pub workgroups: Option<[u32; 3]>,
+    /// The buffers.
+    pub bindings: Vec<ManifestBinding>,
+    /// Which bindings to return.
+    pub outputs: Vec<BindingRef>,
+    /// Dispatches run in order over the same buffers (instead of `entry_point` and
+    /// `workgroups`).
+    #[serde(default)]
+    pub steps: Option<Vec<Step>>,
+}
+
+/// One buffer binding as written in the manifest.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestBinding {
+    /// Bind group, 0 to 2 (group 3 is the runner's).
+    #[serde(default)]
+    pub group: u32,
+    /// Binding number within the group.
+    pub binding: u32,
+    /// How the shader uses it.
+    pub kind: BindingKind,
+    /// Contents from a file, relative to the manifest.
+    #[serde(default)]
+    pub data: Option<PathBuf>,
+    /// Contents as base64.
+    #[serde(default)]
+    pub base64: Option<String>,
+    /// This many zero bytes.
+    #[serde(default)]
+    pub zero: Option<u64>,
+    /// A typed value repeated.
+    #[serde(default)]
+    pub fill: Option<Fill>,
+}
+
+/// A typed value repeated `count` times.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fill {
+    /// `u32`, `i32` or `f32`.
+    #[serde(rename = "type")]
+    pub ty: FillType,
+    /// The value.
+    pub value: serde_json::Number,
+    /// How many times.
+    pub count: u64,
+}
+
+/// The element type of a fill.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FillType {
+    /// 32-bit unsigned.
+    U32,
+    /// 32-bit signed.
+    I32,
+    /// 32-bit float.
+    F32,
+}
+
+/// How a shader uses a buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BindingKind {
+    /// `var<storage, read>`.
+    StorageRead,
+    /// `var<storage, read_write>`.
+    StorageReadWrite,
+    /// `var<uniform>`.
+    Uniform,
+}
+
+/// A binding named by number (group 0) or by `{"group": g, "binding": b}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(from = "BindingRefRepr", into = "BindingRefRepr")]
+pub struct BindingRef {
+    /// Bind group.
+    pub group: u32,
+    /// Binding number.
+    pub binding: u32,
+}
+
+impl std::fmt::Display for BindingRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "@group({}) @binding({})", self.group, self.binding)
+    }
+}
+
+#[derive(Clone, Copy, Serialize, Deserialize)]
+#[serde(untagged)]
+enum BindingRefRepr {
+    Number(u32),
+    Full { group: u32, binding: u32 },
+}
+
+impl From<BindingRefRepr> for BindingRef {
+    fn from(r: BindingRefRepr) -> Self {
+        match r {
+            BindingRefRepr::Number(binding) => BindingRef { group: 0, binding },
+            BindingRefRepr::Full { group, binding } => BindingRef { group, binding },
+        }
+    }
+}
+
+impl From<BindingRef> for BindingRefRepr {
+    fn from(r: BindingRef) -> Self {
+        BindingRefRepr::Full {
+            group: r.group,
+            binding: r.binding,
+        }
+    }
+}
+
+/// One dispatch of a job: an entry point over a grid, repeated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// The compute entry point.
+    pub entry_point: String,
+    /// The whole grid, in workgroups.
+    pub workgroups: [u32; 3],
+    /// How many times to run it (default 1).
+    #[serde(default = "one")]
+    pub repeat: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A buffer with its initial contents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Binding {
+    /// Where it is bound.
+    pub at: BindingRef,
+    /// How the shader uses it.
+    pub kind: BindingKind,
+    /// Initial contents.
+    pub bytes: Vec<u8>,
+}
+
+/// A self-contained job: everything a worker needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    /// WGSL source.
+    pub source: String,
+    /// Dispatches, in order.
+    pub steps: Vec<Step>,
+    /// Buffers.
+    pub bindings: Vec<Binding>,
+    /// Which bindings are returned.
+    pub outputs: Vec<BindingRef>,
+}
+
+impl Job {
+    /// BLAKE3 over every part of the job, each length-prefixed: what a requester
+    /// signs and what identifies a job that caused a GPU loss.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        let mut part = |bytes: &[u8]| {
+            h.update(&(bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        part(b"spare-job-v1");
+        part(self.source.as_bytes());
+        part(&serde_json::to_vec(&self.steps).unwrap_or_default());
+        for b in &self.bindings {
+            part(&serde_json::to_vec(&(b.at, b.kind)).unwrap_or_default());
+            part(&b.bytes);
+        }
+        part(&serde_json::to_vec(&self.outputs).unwrap_or_default());
+        *h.finalize().as_bytes()
+    }
+
+    /// Total bytes of all buffers.
+    pub fn buffer_bytes(&self) -> u64 {
+        self.bindings.iter().map(|b| b.bytes.len() as u64).sum()
+    }
+
+    /// Total workgroups over all steps and repeats.
+    pub fn total_workgroups(&self) -> u64 {
+        self.steps
+            .iter()
+            .map(|s| {
+                u64::from(s.workgroups[0])
+                    * u64::from(s.workgroups[1])
+                    * u64::from(s.workgroups[2])
+                    * u64::from(s.repeat)
+            })
+            .sum()
+    }
+}
+
+/// Reads a manifest file and everything it points at.
+pub fn load(path: &Path) -> Result<Job, ManifestError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&text, base, &path.display().to_string())
+}
+
+/// Parses manifest text; relative paths are taken from `base`.
+pub fn parse(text: &str, base: &Path, name: &str) -> Result<Job, ManifestError> {
+    let manifest: Manifest = serde_json::from_str(text).map_err(|e| ManifestError::Json {
+        path: name.to_owned(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })?;
+    let invalid = |message: String| ManifestError::Invalid {
+        path: name.to_owned(),
+        message,
+    };
+    let read_file = |rel: &Path, what: &str| -> Result<Vec<u8>, ManifestError> {
+        let full = base.join(rel);
+        std::fs::read(&full)
+            .map_err(|e| invalid(format!("cannot read {what} {}: {e}", full.display())))
+    };
+
+    let source = match (&manifest.wgsl, &manifest.source) {
+        (Some(file), None) => {
+            let bytes = read_file(file, "WGSL file")?;
+            if bytes.len() > MAX_SOURCE_BYTES {
+                return Err(invalid(format!(
+                    "WGSL file {} is {} bytes; the limit is {MAX_SOURCE_BYTES}",
+                    file.display(),
+                    bytes.len()
+                )));
+            }
+            String::from_utf8(bytes)
+                .map_err(|_| invalid(format!("WGSL file {} is not UTF-8", file.display())))?
+        }
+        (None, Some(source)) => source.clone(),
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "give either `wgsl` (a file) or `source` (inline WGSL), not both".into(),
+            ));
+        }
+        (None, None) => {
+            return Err(invalid(
+                "no kernel: give `wgsl` (a file path) or `source` (inline WGSL)".into(),
+            ));
+        }
+    };
+
+    let steps = match (&manifest.steps, &manifest.entry_point, manifest.workgroups) {
+        (Some(steps), None, None) => {
+            if steps.is_empty() {
+                return Err(invalid(
+                    "`steps` is empty: give at least one dispatch".into(),
+                ));
+            }
+            steps.clone()
+        }
+        (None, Some(entry_point), Some(workgroups)) => vec![Step {
+            entry_point: entry_point.clone(),
+            workgroups,
+            repeat: 1,
+        }],
+        (Some(_), _, _) => {
+            return Err(invalid(
+                "with `steps`, leave out the top-level `entry_point` and `workgroups`".into(),
+            ));
+        }
+        (None, _, _) => {
+            return Err(invalid(
+                "give `entry_point` and `workgroups` (or a `steps` list)".into(),
+            ));
+        }
+    };
+
+    let mut bindings: Vec<Binding> = Vec::new();
+    for b in &manifest.bindings {
+        let at = BindingRef {
+            group: b.group,
+            binding: b.binding,
+        };
+        if bindings.iter().any(|other| other.at == at) {
+            return Err(invalid(format!("{at} is listed twice")));
+        }
+        let sources = [
+            b.data.is_some(),
+            b.base64.is_some(),
+            b.zero.is_some(),
+            b.fill.is_some(),
+        ];
+        if sources.iter().filter(|s| **s).count() != 1 {
+            return Err(invalid(format!(
+                "{at}: give exactly one of `data`, `base64`, `zero` or `fill`"
+            )));
+        }
+        let bytes = if let Some(file) = &b.data {
+            read_file(file, "data file")?
+        } else if let Some(text) = &b.base64 {
+            base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|e| invalid(format!("{at}: `base64` is not valid base64: {e}")))?
+        } else if let Some(n) = b.zero {
+            let n = usize::try_from(n)
+                .ok()
+                .filter(|n| *n as u64 <= crate::admission::MAX_BUFFER_BYTES)
+                .ok_or_else(|| invalid(format!("{at}: `zero` of {n} bytes is too large")))?;
+            vec![0; n]
+        } else if let Some(fill) = &b.fill {
+            fill_bytes(fill).map_err(|m| invalid(format!("{at}: {m}")))?
+        } else {
+            Vec::new()
+        };
+        bindings.push(Binding {
+            at,
+            kind: b.kind,
+            bytes,
+        });
+    }
+    for out in &manifest.outputs {
+        if !bindings.iter().any(|b| b.at == *out) {
+            return Err(invalid(format!("output {out} is not one of the bindings")));
+        }
+    }
+    Ok(Job {
+        source,
+        steps,
+        bindings,
+        outputs: manifest.outputs.clone(),
+    })
+}
+
+fn fill_bytes(fill: &Fill) -> Result<Vec<u8>, String> {
+    let count = usize::try_from(fill.count)
+        .ok()
+        .filter(|c| (*c as u64) * 4 <= crate::admission::MAX_BUFFER_BYTES)
+        .ok_or_else(|| format!("fill count {} is too large", fill.count))?;
+    let word: [u8; 4] = match fill.ty {
+        FillType::U32 => fill
+            .value
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| format!("fill value {} is not a u32", fill.value))?
+            .to_le_bytes(),
+        FillType::I32 => fill
+            .value
+            .as_i64()
+            .and_then(|v| i32::try_from(v).ok())
+            .ok_or_else(|| format!("fill value {} is not an i32", fill.value))?
+            .to_le_bytes(),
+        FillType::F32 => (fill
+            .value
+            .as_f64()
+            .ok_or_else(|| format!("fill value {} is not a number", fill.value))?
+            as f32)
+            .to_le_bytes(),
+    };
+    Ok(word.repeat(count))
+}

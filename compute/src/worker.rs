@@ -1,0 +1,255 @@
+//! The GPU worker process: owns one wgpu device and runs jobs the supervisor sends.
+//!
+//! It reads requests from stdin and writes events to stdout (see `wire.rs`). A reader
+//! thread applies `Yield` and `SetBudget` at once, so they take effect after the slice
+//! in flight even while the main thread is running slices. The worker is disposable:
+//! when a slice hangs the supervisor kills it, which is the only reliable way to stop
+//! work on a GPU.
+
+use std::io::{BufReader, BufWriter, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use crate::admission::Caps;
+use crate::gpu::{Checkpoint, Control, Gpu, Resident, RunEnd};
+use crate::manifest::{Binding, Job};
+use crate::wire::{self, CheckpointHeader, Event, Frame, Request};
+
+/// The hidden argument that makes `spare` (or `spare-gpu-worker`) run as a worker.
+pub const WORKER_ARG: &str = "__gpu-worker";
+
+/// Runs the worker on stdin/stdout until the supervisor closes stdin.
+/// `adapter` picks the adapter by index (see `gpu::adapters`).
+pub fn main(adapter: Option<usize>) -> ExitCode {
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut gpu = match Gpu::open(adapter, Caps::default()) {
+        Ok(gpu) => gpu,
+        Err(e) => {
+            let _ = wire::write_frame(
+                &mut out,
+                &Event::StartFailed {
+                    message: e.to_string(),
+                },
+                &[],
+            );
+            return ExitCode::from(3);
+        }
+    };
+    if wire::write_frame(
+        &mut out,
+        &Event::Ready {
+            class: gpu.exec_class(),
+        },
+        &[],
+    )
+    .is_err()
+    {
+        return ExitCode::from(3);
+    }
+
+    let control = Arc::new(Control::default());
+    let (tx, rx) = mpsc::channel::<Frame<Request>>();
+    let reader_control = control.clone();
+    std::thread::spawn(move || {
+        let mut input = BufReader::new(std::io::stdin().lock());
+        // A malformed frame or a closed stdin ends the reader, and so the worker.
+        while let Ok(Some(frame)) = wire::read_frame::<Request>(&mut input) {
+            match &frame.header {
+                Request::Yield => reader_control.request_yield(),
+                Request::SetBudget { budget } => reader_control.set_budget(*budget),
+                _ => {
+                    if tx.send(frame).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+
+    let mut resident: Option<(Job, Resident)> = None;
+    while let Ok(frame) = rx.recv() {
+        let result = handle(&mut gpu, &control, &mut resident, frame, &mut out);
+        if let Err(e) = result {
+            // The supervisor has gone away: nothing left to do.
+            let _ = writeln!(std::io::stderr(), "spare gpu worker: {e}");
+            return ExitCode::from(4);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn handle(
+    gpu: &mut Gpu,
+    control: &Control,
+    resident: &mut Option<(Job, Resident)>,
+    frame: Frame<Request>,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    let failed = |out: &mut dyn Write, message: String| {
+        let mut out = out;
+        wire::write_frame(&mut out, &Event::Failed { message }, &[])
+    };
+    match frame.header {
+        Request::Run {
+            job,
+            checkpoint,
+            budget,
+        } => {
+            *resident = None;
+            let (job, checkpoint) = match job_from_frame(job, checkpoint, frame.blobs) {
+                Ok(parts) => parts,
+                Err(message) => return failed(out, message),
+            };
+            control.clear_yield();
+            control.set_budget(budget);
+            match gpu.load(&job, checkpoint.as_ref()) {
+                Ok(r) => {
+                    *resident = Some((job, r));
+                    wire::write_frame(out, &Event::Loaded, &[])?;
+                    run(gpu, control, resident, out)
+                }
+                Err(e) => failed(out, e.to_string()),
+            }
+        }
+        Request::Resume { budget } => {
+            if resident.is_none() {
+                return failed(out, "no yielded job to resume".into());
+            }
+            control.clear_yield();
+            control.set_budget(budget);
+            run(gpu, control, resident, out)
+        }
+        Request::Checkpoint => {
+            let Some((_, r)) = resident.as_ref() else {
+                return failed(out, "no yielded job to checkpoint".into());
+            };
+            match gpu.checkpoint(r) {
+                Ok(cp) => {
+                    let header = CheckpointHeader {
+                        job_digest: crate::hex(&cp.job_digest),
+                        progress: cp.progress,
+                        buffers: cp.buffers.iter().map(|(r, _)| *r).collect(),
+                    };
+                    let blobs: Vec<&[u8]> = cp.buffers.iter().map(|(_, b)| b.as_slice()).collect();
+                    wire::write_frame(out, &Event::Checkpoint { checkpoint: header }, &blobs)
+                }
+                Err(e) => failed(out, e.to_string()),
+            }
+        }
+        Request::Drop => {
+            *resident = None;
+            wire::write_frame(out, &Event::Dropped, &[])
+        }
+        Request::Yield | Request::SetBudget { .. } => Ok(()),
+    }
+}
+
+fn run(
+    gpu: &mut Gpu,
+    control: &Control,
+    resident: &mut Option<(Job, Resident)>,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    let Some((job, r)) = resident.as_mut() else {
+        return Ok(());
+    };
+    let mut write_error = None;
+    let end = gpu.run(r, control, &mut |report| {
+        if write_error.is_none()
+            && let Err(e) = wire::write_frame(&mut *out, &Event::Slice { report: *report }, &[])
+        {
+            write_error = Some(e);
+            // The supervisor is gone; stop issuing work.
+            control.request_yield();
+        }
+    });
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    match end {
+        Ok(RunEnd::Yielded) => wire::write_frame(
+            out,
+            &Event::Yielded {
+                progress: r.progress(),
+            },
+            &[],
+        ),
+        Ok(RunEnd::Finished) => {
+            let outputs = job.outputs.clone();
+            match gpu.read_back(r, &outputs) {
+                Ok(bytes) => {
+                    let blobs: Vec<&[u8]> = bytes.iter().map(Vec::as_slice).collect();
+                    let event = Event::Done {
+                        outputs,
+                        gpu_time_us: r.gpu_time.as_micros() as u64,
+                        progress: r.progress(),
+                    };
+                    let written = wire::write_frame(out, &event, &blobs);
+                    *resident = None;
+                    written
+                }
+                Err(e) => wire::write_frame(
+                    out,
+                    &Event::Failed {
+                        message: e.to_string(),
+                    },
+                    &[],
+                ),
+            }
+        }
+        Err(e) => {
+            *resident = None;
+            wire::write_frame(
+                out,
+                &Event::Failed {
+                    message: e.to_string(),
+                },
+                &[],
+            )
+        }
+    }
+}
+
+/// Rebuilds a job (and its checkpoint) from a frame's header and blobs.
+pub fn job_from_frame(
+    job: wire::JobHeader,
+    checkpoint: Option<CheckpointHeader>,
+    mut blobs: Vec<Vec<u8>>,
+) -> Result<(Job, Option<Checkpoint>), String> {
+    let wanted = job.bindings.len() + checkpoint.as_ref().map_or(0, |c| c.buffers.len());
+    if blobs.len() != wanted {
+        return Err(format!("expected {wanted} buffers, got {}", blobs.len()));
+    }
+    let rest = blobs.split_off(job.bindings.len());
+    let bindings = job
+        .bindings
+        .iter()
+        .zip(blobs)
+        .map(|((at, kind), bytes)| Binding {
+            at: *at,
+            kind: *kind,
+            bytes,
+        })
+        .collect();
+    let job = Job {
+        source: job.source,
+        steps: job.steps,
+        bindings,
+        outputs: job.outputs,
+    };
+    let checkpoint = match checkpoint {
+        None => None,
+        Some(header) => {
+            let digest = crate::unhex32(&header.job_digest)
+                .ok_or_else(|| "checkpoint digest is not 64 hex characters".to_owned())?;
+            Some(Checkpoint {
+                job_digest: digest,
+                progress: header.progress,
+                buffers: header.buffers.into_iter().zip(rest).collect(),
+            })
+        }
+    };
+    Ok((job, checkpoint))
+}

@@ -1,0 +1,193 @@
+//! Admission refuses bad jobs on the CPU with located errors; no GPU involved.
+
+use compute::admission::{self, Caps, Refused};
+use compute::manifest::{self, Job};
+
+fn job(source: &str, bindings: &str, entry: &str) -> Job {
+    let manifest = format!(
+        r#"{{"source": {source:?}, "entry_point": "{entry}", "workgroups": [1, 1, 1],
+            "bindings": [{bindings}], "outputs": []}}"#
+    );
+    manifest::parse(&manifest, std::path::Path::new("."), "test.json").unwrap()
+}
+
+const OUT: &str = r#"{"binding": 0, "kind": "storage_read_write", "zero": 64}"#;
+
+fn refused(job: &Job) -> Refused {
+    admission::admit(job, &Caps::default()).unwrap_err()
+}
+
+#[test]
+fn examples_are_admitted() {
+    for name in [
+        "vector_add",
+        "reduction",
+        "matmul",
+        "prefix_sum",
+        "int_hash",
+    ] {
+        let job = crate::support::example(name);
+        admission::admit(&job, &Caps::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn syntax_error_is_located() {
+    let src = "@group(0) @binding(0) var<storage, read_write> out: array<u32>;\n\n@compute @workgroup_size(1)\nfn main() {\n    out[0] = 1u +;\n}\n";
+    let r = refused(&job(src, OUT, "main"));
+    assert_eq!(r.0.len(), 1);
+    assert_eq!(
+        (r.0[0].line, r.0[0].column.is_some()),
+        (Some(5), true),
+        "{r}"
+    );
+    assert!(r.to_string().contains("wgsl:5:"), "{r}");
+}
+
+#[test]
+fn unknown_identifier_is_located() {
+    let src = "@compute @workgroup_size(1)\nfn main() {\n    let x = nope;\n}\n";
+    let r = refused(&job(src, "", "main"));
+    assert_eq!(r.0[0].line, Some(3), "{r}");
+}
+
+#[test]
+fn huge_private_array_is_refused() {
+    let src = "@group(0) @binding(0) var<storage, read_write> out: array<u32>;\nvar<private> big: array<u32, 8192>;\n@compute @workgroup_size(1)\nfn main() {\n    big[3] = 1u;\n    out[0] = big[3];\n}\n";
+    let r = refused(&job(src, OUT, "main"));
+    let text = r.to_string();
+    assert!(
+        text.contains("private memory") && text.contains("16384"),
+        "{text}"
+    );
+    assert_eq!(r.0[0].line, Some(2), "{text}");
+}
+
+#[test]
+fn huge_local_array_is_refused() {
+    let src = "@group(0) @binding(0) var<storage, read_write> out: array<u32>;\n@compute @workgroup_size(1)\nfn main() {\n    var big: array<u32, 5000>;\n    big[1] = 2u;\n    out[0] = big[1];\n}\n";
+    assert!(
+        refused(&job(src, OUT, "main"))
+            .to_string()
+            .contains("private memory")
+    );
+}
+
+#[test]
+fn oversized_workgroup_is_refused() {
+    let src = "@group(0) @binding(0) var<storage, read_write> out: array<u32>;\n@compute @workgroup_size(1024)\nfn main(@builtin(global_invocation_id) id: vec3<u32>) {\n    out[id.x] = 1u;\n}\n";
+    let r = refused(&job(src, OUT, "main"));
+    assert!(r.to_string().contains("1024 invocations"), "{r}");
+    assert_eq!(r.0[0].line, Some(3), "{r}");
+}
+
+#[test]
+fn too_much_workgroup_memory_is_refused() {
+    let src = "@group(0) @binding(0) var<storage, read_write> out: array<u32>;\nvar<workgroup> tile: array<u32, 5000>;\n@compute @workgroup_size(1)\nfn main() {\n    tile[0] = 1u;\n    out[0] = tile[0];\n}\n";
+    assert!(
+        refused(&job(src, OUT, "main"))
+            .to_string()
+            .contains("workgroup memory")
+    );
+}
+
+#[test]
+fn oversized_buffer_is_refused() {
+    let src = "@group(0) @binding(0) var<storage, read_write> out: array<u32>;\n@compute @workgroup_size(1)\nfn main() {\n    out[0] = 1u;\n}\n";
+    // Too big for any buffer: refused while reading the manifest, before allocating.
+    let huge = format!(
+        r#"{{"source": {src:?}, "entry_point": "main", "workgroups": [1, 1, 1],
+            "bindings": [{{"binding": 0, "kind": "storage_read_write", "zero": 134217732}}], "outputs": []}}"#
+    );
+    let err = manifest::parse(&huge, std::path::Path::new("."), "m.json").unwrap_err();
+    assert!(err.to_string().contains("too large"), "{err}");
+    // Too big for a uniform buffer: refused by admission.
+    let src = "@group(0) @binding(0) var<uniform> u: vec4<u32>;\n@group(0) @binding(1) var<storage, read_write> out: array<u32>;\n@compute @workgroup_size(1)\nfn main() {\n    out[0] = u.x;\n}\n";
+    let big = r#"{"binding": 0, "kind": "uniform", "zero": 65540}, {"binding": 1, "kind": "storage_read_write", "zero": 64}"#;
+    let r = refused(&job(src, big, "main"));
+    assert!(
+        r.to_string()
+            .contains("the limit for a uniform buffer is 65536"),
+        "{r}"
+    );
+    let small_budget = Caps {
+        total_buffer_bytes: 32,
+    };
+    let r = admission::admit(&job(src, OUT, "main"), &small_budget).unwrap_err();
+    assert!(r.to_string().contains("accepts at most 32"), "{r}");
+}
+
+#[test]
+fn missing_entry_point_is_named_with_the_ones_there() {
+    let src = "@group(0) @binding(0) var<storage, read_write> out: array<u32>;\n@compute @workgroup_size(1)\nfn main() {\n    out[0] = 1u;\n}\n";
+    let r = refused(&job(src, OUT, "mian"));
+    assert!(
+        r.to_string().contains("no entry point named \"mian\""),
+        "{r}"
+    );
+    assert!(r.to_string().contains("[\"main\"]"), "{r}");
+}
+
+#[test]
+fn binding_mismatches_are_located() {
+    let src = "@group(0) @binding(0) var<storage, read_write> out: array<u32>;\n@group(0) @binding(1) var<storage, read> input: array<u32>;\n@compute @workgroup_size(1)\nfn main() {\n    out[0] = input[0];\n}\n";
+    // Read-write in the shader, read-only in the manifest; input missing altogether.
+    let wrong = r#"{"binding": 0, "kind": "storage_read", "zero": 64}"#;
+    let r = refused(&job(src, wrong, "main"));
+    let text = r.to_string();
+    assert!(
+        text.contains("wgsl:1:")
+            && text.contains(
+                "the shader declares it storage_read_write but the manifest says storage_read"
+            ),
+        "{text}"
+    );
+    assert!(
+        text.contains("wgsl:2:")
+            && text.contains(
+                "@group(0) @binding(1) is used by \"main\" but the manifest has no such binding"
+            ),
+        "{text}"
+    );
+}
+
+#[test]
+fn buffer_smaller_than_the_shader_type_is_refused() {
+    let src = "struct Big { values: array<u32, 64> }\n@group(0) @binding(0) var<storage, read_write> out: Big;\n@compute @workgroup_size(1)\nfn main() {\n    out.values[63] = 1u;\n}\n";
+    let r = refused(&job(src, OUT, "main"));
+    assert!(r.to_string().contains("needs at least 256"), "{r}");
+}
+
+#[test]
+fn the_runners_group_is_reserved() {
+    let src = "@group(3) @binding(0) var<storage, read_write> out: array<u32>;\n@compute @workgroup_size(1)\nfn main() {\n    out[0] = 1u;\n}\n";
+    let r = refused(&job(
+        src,
+        r#"{"group": 3, "binding": 0, "kind": "storage_read_write", "zero": 64}"#,
+        "main",
+    ));
+    assert!(r.to_string().contains("group 3 is the runner's"), "{r}");
+}
+
+#[test]
+fn manifest_problems_are_clear() {
+    let base = std::path::Path::new(".");
+    let err = manifest::parse("{\"source\": \"x\", ", base, "m.json").unwrap_err();
+    assert!(err.to_string().contains("m.json:1:"), "{err}");
+    let err = manifest::parse(r#"{"source": "x", "entry_point": "main", "workgroups": [1,1,1], "bindings": [{"binding": 0, "kind": "storage_read"}], "outputs": []}"#, base, "m.json").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("exactly one of `data`, `base64`, `zero` or `fill`"),
+        "{err}"
+    );
+    let err = manifest::parse(r#"{"source": "x", "entry_point": "main", "workgroups": [1,1,1], "bindings": [], "outputs": [4]}"#, base, "m.json").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("output @group(0) @binding(4) is not one of the bindings"),
+        "{err}"
+    );
+    let err = manifest::parse(r#"{"wgsl": "nope.wgsl", "entry_point": "main", "workgroups": [1,1,1], "bindings": [], "outputs": []}"#, base, "m.json").unwrap_err();
+    assert!(err.to_string().contains("nope.wgsl"), "{err}");
+    let err = manifest::parse(r#"{"source": "x", "entry_point": "main", "workgroups": [1,1,1], "bindings": [], "outputs": [], "extra": 1}"#, base, "m.json").unwrap_err();
+    assert!(err.to_string().contains("unknown field `extra`"), "{err}");
+}

@@ -1,0 +1,78 @@
+//! Yield during a long job, then resume (in the same worker, or from a checkpoint in a
+//! fresh one): the result is the same as an uninterrupted run.
+
+use compute::slicing::Budget;
+use compute::supervisor::Outcome;
+
+use crate::support::*;
+
+fn expected(job: &compute::manifest::Job) -> Vec<u32> {
+    (0..(job.bindings[0].bytes.len() / 4) as u32)
+        .map(int_hash)
+        .collect()
+}
+
+#[test]
+fn yield_then_resume_gives_the_same_result() {
+    let job = long_hash_job([512, 8, 1]);
+    let mut sup = supervisor();
+    let yielder = sup.yielder();
+    let mut seen = 0;
+    let outcome = sup
+        .run(&job, None, Budget::Active, &mut |_| {
+            seen += 1;
+            if seen == 5 {
+                yielder.request();
+            }
+        })
+        .unwrap();
+    let Outcome::Yielded(progress) = outcome else {
+        panic!("expected a yield, got {outcome:?}");
+    };
+    // The worker runs ahead of the events the supervisor has read, so a few more slices
+    // may finish before the request reaches it; the yield benchmark measures the delay.
+    assert!(seen >= 5, "{seen} slices before yielding");
+    assert!(progress.workgroups_done > 0 && progress.workgroups_done < 512 * 8);
+
+    let Outcome::Done(result) = sup.resume(Budget::Idle, &mut |_| {}).unwrap() else {
+        panic!("expected the resumed job to finish");
+    };
+    assert_eq!(result.workgroups, 512 * 8);
+    assert_eq!(u32s(&result.outputs[0].data), expected(&job));
+}
+
+#[test]
+fn checkpoint_resumes_in_a_fresh_worker() {
+    let job = long_hash_job([256, 8, 2]);
+    let mut sup = supervisor();
+    let yielder = sup.yielder();
+    let mut seen = 0;
+    let outcome = sup
+        .run(&job, None, Budget::Active, &mut |_| {
+            seen += 1;
+            if seen == 8 {
+                yielder.request();
+            }
+        })
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Yielded(_)), "{outcome:?}");
+    let checkpoint = sup.checkpoint().unwrap();
+    drop(sup); // kills the worker and everything on its device
+
+    let mut fresh = supervisor();
+    let Outcome::Done(result) = fresh
+        .run(&job, Some(&checkpoint), Budget::Idle, &mut |_| {})
+        .unwrap()
+    else {
+        panic!("expected the job to finish from its checkpoint");
+    };
+    assert_eq!(u32s(&result.outputs[0].data), expected(&job));
+    assert!(result.workgroups == 256 * 8 * 2);
+
+    // A checkpoint from another job is refused.
+    let other = long_hash_job([8, 1, 1]);
+    let err = fresh
+        .run(&other, Some(&checkpoint), Budget::Idle, &mut |_| {})
+        .unwrap_err();
+    assert!(err.to_string().contains("checkpoint"), "{err}");
+}

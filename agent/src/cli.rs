@@ -64,6 +64,56 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Check a GPU job manifest, or run it on this machine
+    Job {
+        #[command(subcommand)]
+        command: JobCommand,
+    },
+    /// List this machine's GPU adapters, or measure them
+    Gpu {
+        #[command(subcommand)]
+        command: GpuCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JobCommand {
+    /// Check a manifest on the CPU (naga); print OK or every problem, located
+    Check {
+        /// The job manifest (JSON)
+        manifest: PathBuf,
+    },
+    /// Run a job here through a GPU worker; write one file per output and print the
+    /// result as JSON
+    RunLocal {
+        /// The job manifest (JSON)
+        manifest: PathBuf,
+        /// Folder for the output files
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Adapter index from `spare gpu info` [default: the fastest]
+        #[arg(long)]
+        adapter: Option<usize>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum GpuCommand {
+    /// List the GPU adapters and their compute limits
+    Info {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure memory bandwidth and FP32 throughput of each adapter
+    Bench {
+        /// Only this adapter
+        #[arg(long)]
+        adapter: Option<usize>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -269,6 +319,93 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                     Ok(Outcome::Failed)
                 }
             }
+        }
+        Command::Job {
+            command: JobCommand::Check { manifest },
+        } => match crate::jobs::check(manifest)? {
+            crate::jobs::Checked::Ok(line) => {
+                println!("{line}");
+                Ok(Outcome::Ok)
+            }
+            crate::jobs::Checked::Refused(text) => {
+                eprintln!("{text}");
+                Ok(Outcome::Failed)
+            }
+        },
+        Command::Job {
+            command:
+                JobCommand::RunLocal {
+                    manifest,
+                    out,
+                    adapter,
+                },
+        } => {
+            let report = crate::jobs::run_local(manifest, out, *adapter)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(Outcome::Ok)
+        }
+        Command::Gpu {
+            command: GpuCommand::Info { json },
+        } => {
+            let adapters = compute::gpu::adapters();
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&adapters)?);
+            } else if adapters.is_empty() {
+                println!(
+                    "No GPU adapter found. Spare looks for Vulkan, Metal and DX12 devices; on Linux \
+                     without a GPU, Mesa's software Vulkan (mesa-vulkan-drivers) provides one."
+                );
+            } else {
+                for a in &adapters {
+                    let c = &a.class;
+                    println!(
+                        "[{}] {} ({}, {}, vendor {} device {}), driver {} {}",
+                        a.index,
+                        c.adapter,
+                        c.backend,
+                        c.device_type,
+                        c.vendor,
+                        c.device,
+                        c.driver,
+                        c.driver_info
+                    );
+                    println!(
+                        "    storage buffer {} MiB, {} workgroups per dimension, {} invocations \
+                         per workgroup, {} KiB workgroup memory",
+                        a.max_storage_buffer_binding_size >> 20,
+                        a.max_compute_workgroups_per_dimension,
+                        a.max_compute_invocations_per_workgroup,
+                        a.max_compute_workgroup_storage_size >> 10
+                    );
+                }
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Gpu {
+            command: GpuCommand::Bench { adapter, json },
+        } => {
+            let indices: Vec<Option<usize>> = match adapter {
+                Some(i) => vec![Some(*i)],
+                None => {
+                    let all = compute::gpu::adapters();
+                    if all.is_empty() {
+                        bail!("no GPU adapter found: `spare gpu info` explains");
+                    }
+                    all.iter().map(|a| Some(a.index)).collect()
+                }
+            };
+            for index in indices {
+                let cap = compute::capability::measure(index, compute::capability::Sizes::FULL)?;
+                if *json {
+                    println!("{}", serde_json::to_string(&cap)?);
+                } else {
+                    println!(
+                        "{} ({}): memory bandwidth {:.1} GB/s, FP32 {:.1} GFLOP/s",
+                        cap.class.adapter, cap.class.backend, cap.bandwidth_gb_s, cap.fp32_gflop_s
+                    );
+                }
+            }
+            Ok(Outcome::Ok)
         }
         Command::Config {
             command: ConfigCommand::Example,

@@ -8,4 +8,5 @@ pub mod cli;
 pub mod config;
 pub mod earnings;
 pub mod identity;
+pub mod jobs;
 pub mod paths;

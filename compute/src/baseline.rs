@@ -17,20 +17,7 @@ pub struct Baseline {
 impl Baseline {
     /// Compiles the job as written (no rewrite) and uploads its buffers.
     pub fn new(job: &Job) -> Result<Baseline, GpuError> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
-        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
-            power_preference: wgpu::PowerPreference::HighPerformance,
-            force_fallback_adapter: false,
-            compatible_surface: None,
-            apply_limit_buckets: false,
-        }))
-        .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
-        let (device, queue) =
-            pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default()))
-                .map_err(|e| GpuError::NoDevice {
-                    adapter: adapter.get_info().name,
-                    reason: e.to_string(),
-                })?;
+        let (_, device, queue) = crate::gpu::open_device(None)?;
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: None,
             source: wgpu::ShaderSource::Wgsl(job.source.as_str().into()),
@@ -133,6 +120,15 @@ impl Baseline {
             bind_groups,
             buffers,
         })
+    }
+
+    /// Writes the job's initial buffer contents again (as a fresh job would need).
+    pub fn upload(&self, job: &Job) {
+        for b in &job.bindings {
+            if let Some((_, buffer, _)) = self.buffers.iter().find(|(r, _, _)| *r == b.at) {
+                self.queue.write_buffer(buffer, 0, &b.bytes);
+            }
+        }
     }
 
     /// Runs every step whole, in one submission, and waits for it.

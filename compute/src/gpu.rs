@@ -79,7 +79,7 @@ pub struct ExecClass {
 pub const WGPU_VERSION: &str = "30.0.2";
 
 impl ExecClass {
-    fn of(info: &wgpu::AdapterInfo) -> Self {
+    pub(crate) fn of(info: &wgpu::AdapterInfo) -> Self {
         Self {
             adapter: info.name.clone(),
             vendor: format!("{:#06x}", info.vendor),
@@ -135,6 +135,41 @@ pub fn adapters() -> Vec<AdapterSummary> {
             }
         })
         .collect()
+}
+
+/// Opens a device on adapter `index` (see [`adapters`]), or on the best adapter, with
+/// the WebGPU default limits and no optional features.
+pub fn open_device(
+    index: Option<usize>,
+) -> Result<(wgpu::Adapter, wgpu::Device, wgpu::Queue), GpuError> {
+    let instance = instance();
+    let adapter = match index {
+        Some(i) => pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+            .into_iter()
+            .nth(i)
+            .ok_or_else(|| GpuError::NoAdapter(format!("there is no adapter {i}")))?,
+        None => pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            force_fallback_adapter: false,
+            compatible_surface: None,
+            apply_limit_buckets: false,
+        }))
+        .map_err(|e| GpuError::NoAdapter(e.to_string()))?,
+    };
+    let info = adapter.get_info();
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        label: Some("spare"),
+        required_features: wgpu::Features::empty(),
+        required_limits: wgpu::Limits::defaults(),
+        experimental_features: wgpu::ExperimentalFeatures::disabled(),
+        memory_hints: wgpu::MemoryHints::Performance,
+        trace: wgpu::Trace::Off,
+    }))
+    .map_err(|e| GpuError::NoDevice {
+        adapter: info.name.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok((adapter, device, queue))
 }
 
 /// Yield and budget requests, shared between the thread that receives them and the
@@ -230,11 +265,12 @@ struct ResidentBinding {
 pub struct Resident {
     job_digest: [u8; 32],
     steps: Vec<(wgpu::ComputePipeline, [u32; 3], u32)>,
+    /// Per step: the pipeline's key and what is known of its speed.
+    sizers: Vec<(PipelineKey, SliceSizer)>,
     bindings: Vec<ResidentBinding>,
     bind_groups: Vec<(u32, wgpu::BindGroup)>,
     slice_buffer: wgpu::Buffer,
     progress: Progress,
-    sizer: SliceSizer,
     /// Time spent in slices, submit to completion.
     pub gpu_time: Duration,
 }
@@ -251,6 +287,9 @@ impl Resident {
     }
 }
 
+/// A compiled pipeline: the shader's BLAKE3 and the entry point.
+type PipelineKey = ([u8; 32], String);
+
 /// Bind group layouts (groups 0 to 3) and the pipeline layout made of them.
 type Layouts = (Vec<wgpu::BindGroupLayout>, wgpu::PipelineLayout);
 
@@ -260,7 +299,10 @@ pub struct Gpu {
     device: wgpu::Device,
     queue: wgpu::Queue,
     lost: Arc<AtomicBool>,
-    pipelines: HashMap<([u8; 32], String), wgpu::ComputePipeline>,
+    pipelines: HashMap<PipelineKey, wgpu::ComputePipeline>,
+    /// Measured speed of each pipeline, carried from job to job so a kernel seen
+    /// before starts with slices of the right size.
+    speeds: HashMap<PipelineKey, SliceSizer>,
     layouts: HashMap<Vec<(BindingRef, BindingKind)>, Layouts>,
     caps: Caps,
 }
@@ -268,33 +310,8 @@ pub struct Gpu {
 impl Gpu {
     /// Opens adapter `index` (see [`adapters`]), or the best one when `None`.
     pub fn open(index: Option<usize>, caps: Caps) -> Result<Gpu, GpuError> {
-        let instance = instance();
-        let adapter = match index {
-            Some(i) => pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
-                .into_iter()
-                .nth(i)
-                .ok_or_else(|| GpuError::NoAdapter(format!("there is no adapter {i}")))?,
-            None => pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
-                power_preference: wgpu::PowerPreference::HighPerformance,
-                force_fallback_adapter: false,
-                compatible_surface: None,
-                apply_limit_buckets: false,
-            }))
-            .map_err(|e| GpuError::NoAdapter(e.to_string()))?,
-        };
+        let (adapter, device, queue) = open_device(index)?;
         let info = adapter.get_info();
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("spare-worker"),
-            required_features: wgpu::Features::empty(),
-            required_limits: wgpu::Limits::defaults(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
-            memory_hints: wgpu::MemoryHints::Performance,
-            trace: wgpu::Trace::Off,
-        }))
-        .map_err(|e| GpuError::NoDevice {
-            adapter: info.name.clone(),
-            reason: e.to_string(),
-        })?;
         let lost = Arc::new(AtomicBool::new(false));
         let flag = lost.clone();
         device.set_device_lost_callback(move |_, _| flag.store(true, Ordering::SeqCst));
@@ -312,6 +329,7 @@ impl Gpu {
             queue,
             lost,
             pipelines: HashMap::new(),
+            speeds: HashMap::new(),
             layouts: HashMap::new(),
             caps,
         })
@@ -475,14 +493,15 @@ impl Gpu {
                 .collect::<Vec<_>>()
         })?;
         let mut steps = Vec::with_capacity(job.steps.len());
+        let mut sizers = Vec::with_capacity(job.steps.len());
         for step in &job.steps {
-            let Some(pipeline) = self
-                .pipelines
-                .get(&(shader_digest, step.entry_point.clone()))
-            else {
+            let key = (shader_digest, step.entry_point.clone());
+            let Some(pipeline) = self.pipelines.get(&key) else {
                 return Err(GpuError::DeviceLost("a compiled pipeline vanished".into()));
             };
             steps.push((pipeline.clone(), step.workgroups, step.repeat));
+            let sizer = self.speeds.get(&key).cloned().unwrap_or_default();
+            sizers.push((key, sizer));
         }
         let progress = match checkpoint {
             Some(cp) => cp.progress,
@@ -505,7 +524,7 @@ impl Gpu {
             bind_groups,
             slice_buffer,
             progress,
-            sizer: SliceSizer::new(),
+            sizers,
             gpu_time: Duration::ZERO,
         })
     }
@@ -565,6 +584,19 @@ impl Gpu {
         control: &Control,
         on_slice: &mut dyn FnMut(&SliceReport),
     ) -> Result<RunEnd, GpuError> {
+        let end = self.run_slices(job, control, on_slice);
+        for (key, sizer) in &job.sizers {
+            self.speeds.insert(key.clone(), sizer.clone());
+        }
+        end
+    }
+
+    fn run_slices(
+        &mut self,
+        job: &mut Resident,
+        control: &Control,
+        on_slice: &mut dyn FnMut(&SliceReport),
+    ) -> Result<RunEnd, GpuError> {
         loop {
             if job.finished() {
                 return Ok(RunEnd::Finished);
@@ -575,7 +607,8 @@ impl Gpu {
             let (pipeline, grid, repeat) = &job.steps[job.progress.step];
             let (grid, repeat) = (*grid, *repeat);
             let budget = control.budget();
-            let Some(slice) = job.progress.cursor.take(job.sizer.next(budget)) else {
+            let step = job.progress.step;
+            let Some(slice) = job.progress.cursor.take(job.sizers[step].1.next(budget)) else {
                 // This repeat is done: next repeat or next step.
                 job.progress.repeat += 1;
                 if job.progress.repeat >= repeat {
@@ -613,7 +646,7 @@ impl Gpu {
             self.wait(Some(index))?;
             let elapsed = started.elapsed();
             job.gpu_time += elapsed;
-            job.sizer.record(slice.workgroups(), elapsed);
+            job.sizers[step].1.record(slice.workgroups(), elapsed);
             job.progress.workgroups_done += slice.workgroups();
             on_slice(&SliceReport {
                 workgroups: slice.workgroups(),

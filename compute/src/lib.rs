@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod baseline;
+pub mod capability;
 pub mod gpu;
 pub mod manifest;
 pub mod slicing;

@@ -420,10 +420,12 @@ impl SliceSizer {
         let measured = workgroups as f64 / secs;
         self.rate = Some(match self.rate {
             None => measured,
-            // Slow down at once (a slow slice delays the owner); speed up gently, at
-            // most doubling per slice, so one fast outlier cannot make a slice too long.
+            // Slow down at once (a slow slice delays the owner). Speed up at most
+            // fourfold per slice, so one fast outlier cannot make a slice too long; a
+            // small slice's fixed cost makes its rate an underestimate, so growth is
+            // what the first slices of a job need.
             Some(old) if measured < old => measured,
-            Some(old) => (old * 0.5 + measured * 0.5).min(old * 2.0),
+            Some(old) => measured.min(old * 4.0),
         });
     }
 }
@@ -483,9 +485,9 @@ mod tests {
         // A slow slice shrinks the next one at once.
         sizer.record(100, Duration::from_millis(100));
         assert_eq!(sizer.next(Budget::Active), 10);
-        // A fast one grows it at most twofold.
+        // A fast one grows it at most fourfold.
         sizer.record(10, Duration::from_micros(1));
-        assert_eq!(sizer.next(Budget::Active), 20);
+        assert_eq!(sizer.next(Budget::Active), 40);
     }
 
     #[test]

@@ -108,7 +108,7 @@ pub enum JobError {
 }
 
 /// One output of a finished job.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct Output {
     /// The binding.
     pub binding: BindingRef,
@@ -119,6 +119,17 @@ pub struct Output {
     /// The bytes.
     #[serde(skip)]
     pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The bytes can be megabytes: show what identifies them.
+        f.debug_struct("Output")
+            .field("binding", &self.binding)
+            .field("blake3", &self.blake3)
+            .field("bytes", &self.bytes)
+            .finish()
+    }
 }
 
 /// A finished job's result.

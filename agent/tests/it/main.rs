@@ -9,5 +9,6 @@
 
 mod config;
 mod identity;
+mod jobs;
 mod ledger_cli;
 mod support;

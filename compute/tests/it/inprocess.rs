@@ -33,7 +33,7 @@ fn sliced_run_gives_exactly_the_bytes_of_one_dispatch() {
             slices > job.steps.len(),
             "the job was not sliced ({slices} slices)"
         );
-        assert_eq!(sliced, whole);
+        assert!(sliced == whole, "slicing changed the result");
     }
 }
 

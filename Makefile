@@ -15,10 +15,10 @@ run: setup
 	$(CARGO) build --release --locked -p agent
 	./target/release/spare earnings
 
-# Benchmarks run first at a small size (so they cannot rot), then every test inside a
-# private D-Bus session with an unlocked GNOME Keyring.
+# Benchmarks run first at a small size (so they cannot rot), then every test; both inside
+# a private D-Bus session with an unlocked GNOME Keyring and a private XDG_RUNTIME_DIR.
 test: setup lint
-	$(CARGO) test --workspace --locked --bench '*'
+	installers/with-keyring.sh $(CARGO) test --workspace --locked --bench '*'
 	installers/with-keyring.sh $(CARGO) test --workspace --lib --bins --tests --locked
 
 lint:
@@ -27,4 +27,4 @@ lint:
 	$(CARGO) deny --log-level error check bans licenses sources
 
 bench: setup
-	$(CARGO) bench --locked -p ledger
+	installers/with-keyring.sh $(CARGO) bench --locked -p ledger -p compute

@@ -322,7 +322,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         }
         Command::Job {
             command: JobCommand::Check { manifest },
-        } => match crate::jobs::check(manifest)? {
+        } => match crate::jobs::check(manifest, &load_config(&cli)?)? {
             crate::jobs::Checked::Ok(line) => {
                 println!("{line}");
                 Ok(Outcome::Ok)
@@ -340,7 +340,8 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                     adapter,
                 },
         } => {
-            let report = crate::jobs::run_local(manifest, out, *adapter)?;
+            let config = load_config(&cli)?;
+            let report = crate::jobs::run_local(manifest, out, *adapter, &config)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(Outcome::Ok)
         }

@@ -62,6 +62,8 @@ pub struct GpuConfig {
     pub max_duty_cycle_percent: u32,
     /// Stop lending above this GPU temperature, in °C.
     pub max_temperature_c: u32,
+    /// The most memory one job's buffers may take together, in megabytes.
+    pub max_job_memory_mb: u32,
 }
 
 impl Default for GpuConfig {
@@ -70,6 +72,7 @@ impl Default for GpuConfig {
             enabled: true,
             max_duty_cycle_percent: 60,
             max_temperature_c: 80,
+            max_job_memory_mb: 512,
         }
     }
 }

@@ -10,6 +10,8 @@ use compute::slicing::Budget;
 use compute::supervisor::{Outcome, RunnerConfig, Supervisor};
 use serde::Serialize;
 
+use crate::config::Config;
+
 /// The outcome of `spare job check`.
 pub enum Checked {
     /// Admitted: a summary line.
@@ -18,10 +20,17 @@ pub enum Checked {
     Refused(String),
 }
 
+/// What this node admits, from its config.
+pub fn caps(config: &Config) -> Caps {
+    Caps {
+        total_buffer_bytes: u64::from(config.gpu.max_job_memory_mb) << 20,
+    }
+}
+
 /// Reads a manifest and runs admission on it.
-pub fn check(path: &Path) -> anyhow::Result<Checked> {
+pub fn check(path: &Path, config: &Config) -> anyhow::Result<Checked> {
     let job = manifest::load(path)?;
-    Ok(match admission::admit(&job, &Caps::default()) {
+    Ok(match admission::admit(&job, &caps(config)) {
         Ok(_) => Checked::Ok(format!(
             "OK: {} — {} step(s), {} workgroups, {} buffer bytes",
             path.display(),
@@ -66,16 +75,23 @@ pub struct RunReport {
 }
 
 /// Runs a manifest through a GPU worker and writes one file per output binding.
-pub fn run_local(path: &Path, out: &Path, adapter: Option<usize>) -> anyhow::Result<RunReport> {
+pub fn run_local(
+    path: &Path,
+    out: &Path,
+    adapter: Option<usize>,
+    config: &Config,
+) -> anyhow::Result<RunReport> {
     let job = manifest::load(path)?;
-    admission::admit(&job, &Caps::default())
+    admission::admit(&job, &caps(config))
         .map_err(|r| anyhow::anyhow!("{}: {r}", path.display()))?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let mut config = RunnerConfig::current_exe().context("finding the spare executable")?;
+    let mut runner = RunnerConfig::current_exe().context("finding the spare executable")?;
     if let Some(i) = adapter {
-        config.worker.1.push(i.to_string());
+        runner.worker.1.push(i.to_string());
     }
-    let mut supervisor = Supervisor::new(config);
+    runner.caps = caps(config);
+    runner.pipeline_cache_dir = crate::paths::pipeline_cache_dir().ok();
+    let mut supervisor = Supervisor::new(runner);
     let result = match supervisor.run(&job, None, Budget::Idle, &mut |_| {})? {
         Outcome::Done(result) => result,
         Outcome::Yielded(_) => bail!("the job stopped before finishing"),

@@ -24,3 +24,8 @@ pub fn config_file() -> anyhow::Result<PathBuf> {
 pub fn ledger_file() -> anyhow::Result<PathBuf> {
     Ok(project_dirs()?.data_dir().join("ledger.sqlite3"))
 }
+
+/// Where GPU workers keep compiled pipelines between runs.
+pub fn pipeline_cache_dir() -> anyhow::Result<PathBuf> {
+    Ok(project_dirs()?.cache_dir().join("pipelines"))
+}

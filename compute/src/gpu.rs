@@ -6,6 +6,7 @@
 //! Compiled pipelines are kept per shader digest and entry point.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
@@ -157,9 +158,11 @@ pub fn open_device(
         .map_err(|e| GpuError::NoAdapter(e.to_string()))?,
     };
     let info = adapter.get_info();
+    // The only optional feature: an on-disk pipeline cache, where the backend has one.
+    let features = adapter.features() & wgpu::Features::PIPELINE_CACHE;
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
         label: Some("spare"),
-        required_features: wgpu::Features::empty(),
+        required_features: features,
         required_limits: wgpu::Limits::defaults(),
         experimental_features: wgpu::ExperimentalFeatures::disabled(),
         memory_hints: wgpu::MemoryHints::Performance,
@@ -305,7 +308,17 @@ pub struct Gpu {
     speeds: HashMap<PipelineKey, SliceSizer>,
     layouts: HashMap<Vec<(BindingRef, BindingKind)>, Layouts>,
     caps: Caps,
+    disk_cache: Option<DiskCache>,
 }
+
+/// wgpu's pipeline cache and the file it is kept in between workers.
+struct DiskCache {
+    cache: wgpu::PipelineCache,
+    file: PathBuf,
+}
+
+/// First bytes of a pipeline cache file; a BLAKE3 of the data follows, then the data.
+const CACHE_MAGIC: &[u8; 16] = b"spare-pcache-v1\0";
 
 impl Gpu {
     /// Opens adapter `index` (see [`adapters`]), or the best one when `None`.
@@ -332,7 +345,65 @@ impl Gpu {
             speeds: HashMap::new(),
             layouts: HashMap::new(),
             caps,
+            disk_cache: None,
         })
+    }
+
+    /// Keeps compiled pipelines in `dir` between workers, where the backend supports
+    /// it (Vulkan); elsewhere does nothing. A missing, damaged or outdated file only
+    /// means compiling afresh.
+    pub fn use_pipeline_cache(&mut self, dir: &Path) {
+        if !self
+            .device
+            .features()
+            .contains(wgpu::Features::PIPELINE_CACHE)
+        {
+            return;
+        }
+        let Some(key) = wgpu::util::pipeline_cache_key(&self.info) else {
+            return;
+        };
+        if std::fs::create_dir_all(dir).is_err() {
+            return;
+        }
+        let file = dir.join(key);
+        let data = std::fs::read(&file)
+            .ok()
+            .and_then(|bytes| unwrap_cache_file(&bytes));
+        #[allow(unsafe_code)]
+        // SAFETY: wgpu requires `data` to come from `PipelineCache::get_data`. The file
+        // is written only by `save_pipeline_cache` below, which wraps get_data's bytes
+        // with a BLAKE3 checksum; `unwrap_cache_file` returns the data only when the
+        // checksum matches, so a truncated or damaged file is never passed on. wgpu
+        // and the driver also check that the data is for this adapter and driver, and
+        // `fallback: true` makes a rejected cache start empty instead of failing.
+        let cache = unsafe {
+            self.device
+                .create_pipeline_cache(&wgpu::PipelineCacheDescriptor {
+                    label: Some("spare-pipelines"),
+                    data: data.as_deref(),
+                    fallback: true,
+                })
+        };
+        self.disk_cache = Some(DiskCache { cache, file });
+    }
+
+    fn save_pipeline_cache(&self) {
+        let Some(disk) = &self.disk_cache else {
+            return;
+        };
+        let Some(data) = disk.cache.get_data() else {
+            return;
+        };
+        let mut bytes = Vec::with_capacity(CACHE_MAGIC.len() + 32 + data.len());
+        bytes.extend_from_slice(CACHE_MAGIC);
+        bytes.extend_from_slice(blake3::hash(&data).as_bytes());
+        bytes.extend_from_slice(&data);
+        // Written beside and renamed over, so a crash never leaves half a file.
+        let partial = disk.file.with_extension("partial");
+        if std::fs::write(&partial, &bytes).is_ok() {
+            let _ = std::fs::rename(&partial, &disk.file);
+        }
     }
 
     /// What results from this device are computed on.
@@ -413,12 +484,13 @@ impl Gpu {
                             module: &shader,
                             entry_point: Some(&step.entry_point),
                             compilation_options: wgpu::PipelineCompilationOptions::default(),
-                            cache: None,
+                            cache: self.disk_cache.as_ref().map(|d| &d.cache),
                         })
                 })?;
                 compiled.push((key, pipeline));
             }
             self.pipelines.extend(compiled);
+            self.save_pipeline_cache();
         }
 
         let restored: BTreeMap<BindingRef, &Vec<u8>> = checkpoint
@@ -728,6 +800,13 @@ impl Gpu {
             buffers: which.into_iter().zip(buffers).collect(),
         })
     }
+}
+
+/// The data inside a pipeline cache file, if its checksum holds.
+fn unwrap_cache_file(bytes: &[u8]) -> Option<Vec<u8>> {
+    let rest = bytes.strip_prefix(CACHE_MAGIC.as_slice())?;
+    let (sum, data) = rest.split_at_checked(32)?;
+    (blake3::hash(data).as_bytes() == sum).then(|| data.to_vec())
 }
 
 fn buffer_entry(binding: u32, ty: wgpu::BufferBindingType) -> wgpu::BindGroupLayoutEntry {

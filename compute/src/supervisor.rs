@@ -39,6 +39,10 @@ pub struct RunnerConfig {
     pub backoff_base: Duration,
     /// Failures within `failure_window` that stop GPU lending.
     pub max_failures: usize,
+    /// Where workers keep compiled pipelines between runs; `None` keeps none.
+    pub pipeline_cache_dir: Option<PathBuf>,
+    /// What this node admits (the owner's budget); checked before a job is sent.
+    pub caps: crate::admission::Caps,
     /// See `max_failures`.
     pub failure_window: Duration,
 }
@@ -54,6 +58,8 @@ impl RunnerConfig {
             backoff_base: Duration::from_secs(1),
             max_failures: 3,
             failure_window: Duration::from_secs(600),
+            pipeline_cache_dir: None,
+            caps: crate::admission::Caps::default(),
         }
     }
 
@@ -258,7 +264,11 @@ impl Supervisor {
             }
         }
         let (program, args) = &self.config.worker;
-        let mut child = Command::new(program)
+        let mut command = Command::new(program);
+        if let Some(dir) = &self.config.pipeline_cache_dir {
+            command.env(crate::worker::PIPELINE_CACHE_ENV, dir);
+        }
+        let mut child = command
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -352,6 +362,9 @@ impl Supervisor {
         if self.losses.get(&digest).copied().unwrap_or(0) >= 2 {
             return Err(JobError::Blocked);
         }
+        // Refuse on the CPU, here, what the worker would refuse after a round trip.
+        crate::admission::admit(job, &self.config.caps)
+            .map_err(|refused| JobError::Failed(refused.to_string()))?;
         self.ensure_worker()?;
         let header = JobHeader {
             source: job.source.clone(),

@@ -18,6 +18,8 @@ use crate::wire::{self, CheckpointHeader, Event, Frame, Request};
 
 /// The hidden argument that makes `spare` (or `spare-gpu-worker`) run as a worker.
 pub const WORKER_ARG: &str = "__gpu-worker";
+/// Environment variable naming the folder for the on-disk pipeline cache.
+pub const PIPELINE_CACHE_ENV: &str = "SPARE_PIPELINE_CACHE_DIR";
 
 /// Runs the worker on stdin/stdout until the supervisor closes stdin.
 /// `adapter` picks the adapter by index (see `gpu::adapters`).
@@ -37,6 +39,9 @@ pub fn main(adapter: Option<usize>) -> ExitCode {
             return ExitCode::from(3);
         }
     };
+    if let Some(dir) = std::env::var_os(PIPELINE_CACHE_ENV) {
+        gpu.use_pipeline_cache(std::path::Path::new(&dir));
+    }
     if wire::write_frame(
         &mut out,
         &Event::Ready {

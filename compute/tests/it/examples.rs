@@ -70,3 +70,41 @@ fn every_example_matches_its_cpu_reference() {
 
     check(&mut sup, "int_hash", le_u32((0..8192u32).map(int_hash)));
 }
+
+#[test]
+fn compiled_pipelines_are_kept_on_disk_and_a_damaged_cache_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = runner_config();
+    config.pipeline_cache_dir = Some(dir.path().to_owned());
+    let job = example("matmul");
+    {
+        let mut sup = compute::supervisor::Supervisor::new(config.clone());
+        run_to_end(&mut sup, &job);
+    }
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    // lavapipe (Vulkan) supports pipeline caches; other backends keep none.
+    let class = {
+        let mut sup = compute::supervisor::Supervisor::new(config.clone());
+        sup.exec_class().unwrap()
+    };
+    if class.backend != "vulkan" {
+        return;
+    }
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(std::fs::metadata(&files[0]).unwrap().len() > 48);
+
+    // A fresh worker starts from the cache; a damaged file is ignored, not trusted.
+    let mut sup = compute::supervisor::Supervisor::new(config.clone());
+    let expected = expected_file("matmul", job.outputs[0]);
+    assert!(run_to_end(&mut sup, &job).outputs[0].data == expected);
+    drop(sup);
+    let mut damaged = std::fs::read(&files[0]).unwrap();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0xff;
+    std::fs::write(&files[0], &damaged).unwrap();
+    let mut sup = compute::supervisor::Supervisor::new(config);
+    assert!(run_to_end(&mut sup, &job).outputs[0].data == expected);
+}

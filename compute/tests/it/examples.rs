@@ -108,3 +108,17 @@ fn compiled_pipelines_are_kept_on_disk_and_a_damaged_cache_is_ignored() {
     let mut sup = compute::supervisor::Supervisor::new(config);
     assert!(run_to_end(&mut sup, &job).outputs[0].data == expected);
 }
+
+#[test]
+fn capability_kernels_measure_something() {
+    let cap = compute::capability::measure(None, compute::capability::Sizes::SMOKE).unwrap();
+    assert!(
+        cap.bandwidth_gb_s > 0.0 && cap.bandwidth_gb_s.is_finite(),
+        "{cap:?}"
+    );
+    assert!(
+        cap.fp32_gflop_s > 0.0 && cap.fp32_gflop_s.is_finite(),
+        "{cap:?}"
+    );
+    assert!(!cap.class.adapter.is_empty());
+}

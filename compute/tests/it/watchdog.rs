@@ -106,3 +106,24 @@ fn a_job_that_kills_the_worker_twice_is_not_run_again_and_repeated_failures_stop
     sup.reset_failures();
     run_to_end(&mut sup, &example("vector_add"));
 }
+
+#[test]
+fn respawning_backs_off_after_a_failure() {
+    let mut config = runner_config();
+    config.ceiling = Duration::from_millis(5);
+    config.backoff_base = Duration::from_secs(30);
+    let mut sup = Supervisor::new(config);
+    let err = sup
+        .run(&slow_job(), None, Budget::Active, &mut |_| {})
+        .unwrap_err();
+    assert!(matches!(err, JobError::Watchdog { .. }), "{err}");
+    // The next job waits for the backoff instead of respawning at once.
+    let err = sup
+        .run(&example("vector_add"), None, Budget::Active, &mut |_| {})
+        .unwrap_err();
+    let JobError::BackingOff(ms) = err else {
+        panic!("expected a backoff, got {err}");
+    };
+    assert!(ms > 25_000 && ms <= 30_000, "{ms}");
+    assert!(err.to_string().contains("restarting"), "{err}");
+}

@@ -224,6 +224,13 @@ impl Config {
             50..=100,
             "°C",
         );
+        check(
+            "gpu",
+            "max_job_memory_mb",
+            self.gpu.max_job_memory_mb,
+            1..=4096,
+            "MB",
+        );
         let b = &self.bandwidth;
         check(
             "bandwidth",

@@ -29,17 +29,21 @@ impl Split {
             EntryKind::Adjustment => &mut self.adjustments_micro,
             EntryKind::Payout => &mut self.payouts_micro,
         };
-        *slot += amount.0;
+        *slot = slot.saturating_add(amount.0);
     }
 
     /// Credits earned: GPU, bandwidth and adjustments.
     pub fn earned(&self) -> MicroCredits {
-        MicroCredits(self.gpu_micro + self.bandwidth_micro + self.adjustments_micro)
+        MicroCredits(
+            self.gpu_micro
+                .saturating_add(self.bandwidth_micro)
+                .saturating_add(self.adjustments_micro),
+        )
     }
 
     /// Earned minus paid out.
     pub fn balance(&self) -> MicroCredits {
-        MicroCredits(self.earned().0 + self.payouts_micro)
+        MicroCredits(self.earned().0.saturating_add(self.payouts_micro))
     }
 }
 
@@ -152,7 +156,7 @@ fn split_rows(rows: &[EarningsRow]) -> (Vec<PeriodRow>, Split, DemoSummary) {
                 }
                 EntryKind::Adjustment | EntryKind::Payout => {}
             }
-            demo.demo_credits_micro += r.amount.0;
+            demo.demo_credits_micro = demo.demo_credits_micro.saturating_add(r.amount.0);
             continue;
         }
         total.add(r.kind, r.amount);
@@ -237,13 +241,13 @@ pub fn render_text(report: &Report) -> String {
         c(s.gpu_micro),
         c(s.bandwidth_micro),
         c(s.adjustments_micro),
-        c(-s.payouts_micro),
+        c(s.payouts_micro.saturating_neg()),
     );
     let _ = writeln!(
         out,
         "All time: earned {}, paid out {}, balance {}",
         c(report.all_time_earned_micro),
-        c(-report.all_time.payouts_micro),
+        c(report.all_time.payouts_micro.saturating_neg()),
         c(report.balance_micro),
     );
     let d = &report.demo_in_range;

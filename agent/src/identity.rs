@@ -98,6 +98,19 @@ pub enum IdentityError {
         /// Its permission bits.
         mode: u32,
     },
+    /// The key file's folder can be written by other users, who could replace the key.
+    #[error(
+        "key file {path} is in {folder}, which other users can write to (mode {mode:03o}), \
+         so Spare refuses to use it\n  fix: chmod go-w {folder}, or keep the key in a private folder"
+    )]
+    FolderTooOpen {
+        /// The key file.
+        path: String,
+        /// Its folder.
+        folder: String,
+        /// The folder's permission bits.
+        mode: u32,
+    },
     /// The key file could not be read or created.
     #[error("cannot {action} key file {path}: {source}")]
     FileIo {
@@ -201,8 +214,10 @@ mod keyring {
             Err(keyring_core::Error::NoEntry) => {
                 let secret = new_secret()?;
                 entry.set_secret(&secret).map_err(unavailable)?;
-                // Another process may have created a key at the same moment; read back
-                // so that every process ends up with the one the keyring kept.
+                // The keyring has no create-if-absent: two processes creating the key at
+                // the same moment could each store one, the last write winning. Reading
+                // back makes this process use what the keyring kept; the daemon and the
+                // tray app create the key once at start, before anything else runs.
                 let stored = entry.get_secret().map_err(unavailable)?;
                 Ok((decode(&stored)?, Origin::Created))
             }
@@ -250,6 +265,9 @@ mod file {
             return Err(malformed("not a regular file"));
         }
         check_private(path, &meta)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            check_folder(path, dir)?;
+        }
         let text = std::fs::read_to_string(path).map_err(io("read", path))?;
         let Some(hex_key) = text.trim_end().strip_prefix(FILE_TAG) else {
             return Err(malformed(&format!("it does not start with {FILE_TAG:?}")));
@@ -282,32 +300,74 @@ mod file {
     }
 
     fn create(path: &Path) -> Result<(NodeIdentity, Origin), IdentityError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            create_private_dir(dir).map_err(io("create the folder of", path))?;
-        }
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        create_private_dir(dir).map_err(io("create the folder of", path))?;
+        check_folder(path, dir)?;
         let secret = new_secret()?;
+        // The key is written whole to a private temporary file, then linked into place
+        // (which fails if the name exists): a crash never leaves an empty or partial
+        // key file, and of two processes creating it at once exactly one wins.
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "node.key".into());
+        let temp = dir.join(format!(".{file_name}.{}.partial", std::process::id()));
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = match options.open(path) {
-            Ok(file) => file,
+        let written = options.open(&temp).and_then(|mut file| {
+            let text = format!("{FILE_TAG}{}\n", hex(&secret));
+            file.write_all(text.as_bytes())?;
+            file.sync_all()
+        });
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&temp);
+            return Err(io("write", path)(e));
+        }
+        let linked = std::fs::hard_link(&temp, path);
+        let _ = std::fs::remove_file(&temp);
+        match linked {
+            Ok(()) => Ok((
+                NodeIdentity {
+                    key: SigningKey::from_bytes(&secret),
+                },
+                Origin::Created,
+            )),
             // Created by another process just now: use that one.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Ok((load(path)?, Origin::Loaded));
+                Ok((load(path)?, Origin::Loaded))
             }
-            Err(e) => return Err(io("create", path)(e)),
-        };
-        let text = format!("{FILE_TAG}{}\n", hex(&secret));
-        file.write_all(text.as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(io("write", path))?;
-        Ok((
-            NodeIdentity {
-                key: SigningKey::from_bytes(&secret),
-            },
-            Origin::Created,
-        ))
+            Err(e) => Err(io("create", path)(e)),
+        }
+    }
+
+    /// Refuses a key file in a folder others may write to (they could swap the key),
+    /// unless the folder is sticky, like /tmp, where only owners may rename files.
+    #[cfg(unix)]
+    fn check_folder(path: &Path, dir: &Path) -> Result<(), IdentityError> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir)
+            .map_err(io("check the folder of", path))?
+            .permissions()
+            .mode();
+        let sticky = mode & 0o1000 != 0;
+        if mode & 0o022 != 0 && !sticky {
+            return Err(IdentityError::FolderTooOpen {
+                path: path.display().to_string(),
+                folder: dir.display().to_string(),
+                mode: mode & 0o777,
+            });
+        }
+        Ok(())
+    }
+
+    #[cfg(not(unix))]
+    fn check_folder(_path: &Path, _dir: &Path) -> Result<(), IdentityError> {
+        Ok(())
     }
 
     fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -353,6 +413,35 @@ mod tests {
             assert!(matches!(err, IdentityError::FileTooOpen { .. }), "{err}");
             assert!(err.to_string().contains("chmod 600"), "{err}");
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_file_in_a_folder_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = load_or_create(&KeyStore::File(shared.join("node.key"))).unwrap_err();
+        assert!(matches!(err, IdentityError::FolderTooOpen { .. }), "{err}");
+        assert!(err.to_string().contains("chmod go-w"), "{err}");
+        assert!(!shared.join("node.key").exists());
+        // A sticky folder (like /tmp) is fine: only owners can replace files there.
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        load_or_create(&KeyStore::File(shared.join("node.key"))).unwrap();
+    }
+
+    #[test]
+    fn no_partial_key_file_is_left_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.key");
+        load_or_create(&KeyStore::File(path.clone())).unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("node.key")]);
     }
 
     #[test]

@@ -153,6 +153,20 @@ pub fn admit(job: &Job, caps: &Caps) -> Result<Admitted, Refused> {
     };
 
     check_buffers(job, caps, &mut problems);
+    if job.steps.is_empty() || job.steps.len() > crate::manifest::MAX_STEPS {
+        problems.push(nowhere(format!(
+            "{} steps; a job has 1 to {}",
+            job.steps.len(),
+            crate::manifest::MAX_STEPS
+        )));
+    }
+    if job.bindings.len() > crate::manifest::MAX_BINDINGS {
+        problems.push(nowhere(format!(
+            "{} bindings; a job has at most {}",
+            job.bindings.len(),
+            crate::manifest::MAX_BINDINGS
+        )));
+    }
 
     // Module-wide memory: private globals plus every function's locals (WGSL has no
     // recursion, so no call chain can hold more than all of them together).
@@ -251,6 +265,17 @@ pub fn admit(job: &Job, caps: &Caps) -> Result<Admitted, Refused> {
         };
         let ep = &module.entry_points[ep_index];
         let (line, column) = entry_location(source, name);
+        if ep.workgroup_size_overrides.is_some() {
+            problems.push(at(
+                line,
+                column,
+                format!(
+                    "entry point {name:?}: @workgroup_size with `override` values is not \
+                     supported; write the size as constants"
+                ),
+            ));
+            continue;
+        }
         if ep.stage != ShaderStage::Compute {
             problems.push(at(
                 line,

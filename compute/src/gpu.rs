@@ -309,6 +309,8 @@ pub struct Gpu {
     layouts: HashMap<Vec<(BindingRef, BindingKind)>, Layouts>,
     caps: Caps,
     disk_cache: Option<DiskCache>,
+    /// Shapes of jobs that passed admission in this worker.
+    admitted: std::collections::HashSet<[u8; 32]>,
 }
 
 /// wgpu's pipeline cache and the file it is kept in between workers.
@@ -346,6 +348,7 @@ impl Gpu {
             layouts: HashMap::new(),
             caps,
             disk_cache: None,
+            admitted: std::collections::HashSet::new(),
         })
     }
 
@@ -441,9 +444,32 @@ impl Gpu {
                 "it was taken from another job".into(),
             ));
         }
-        let shader_digest = *blake3::hash(job.source.as_bytes()).as_bytes();
         let layout_key: Vec<(BindingRef, BindingKind)> =
             job.bindings.iter().map(|b| (b.at, b.kind)).collect();
+        // A compiled pipeline belongs to a shader *and* the layout it was made with.
+        let shader_digest = {
+            let mut h = blake3::Hasher::new();
+            h.update(job.source.as_bytes());
+            h.update(&serde_json::to_vec(&layout_key).unwrap_or_default());
+            *h.finalize().as_bytes()
+        };
+        // Admission is skipped only for a job of exactly the same shape (source, steps,
+        // bindings and their sizes) as one admitted before: the contents do not matter
+        // to it, and the check costs more than a small job's dispatch.
+        let shape = {
+            let mut h = blake3::Hasher::new();
+            h.update(&shader_digest);
+            h.update(&serde_json::to_vec(&job.steps).unwrap_or_default());
+            for b in &job.bindings {
+                h.update(&(b.bytes.len() as u64).to_le_bytes());
+            }
+            *h.finalize().as_bytes()
+        };
+        let mut admitted = None;
+        if !self.admitted.contains(&shape) {
+            admitted = Some(admission::admit(job, &self.caps)?);
+            self.admitted.insert(shape);
+        }
 
         if !self.layouts.contains_key(&layout_key) {
             let made = self.scoped("creating the bind group layouts", || {
@@ -457,7 +483,10 @@ impl Gpu {
                 .contains_key(&(shader_digest, s.entry_point.clone()))
         });
         if needs_compile {
-            let admitted = admission::admit(job, &self.caps)?;
+            let admitted = match admitted {
+                Some(admitted) => admitted,
+                None => admission::admit(job, &self.caps)?,
+            };
             let mut module = admitted.module;
             slicing::rewrite(&mut module)?;
             let shader = self.scoped("compiling the shader", || {
@@ -493,6 +522,9 @@ impl Gpu {
             self.save_pipeline_cache();
         }
 
+        if let Some(cp) = checkpoint {
+            check_checkpoint(job, cp)?;
+        }
         let restored: BTreeMap<BindingRef, &Vec<u8>> = checkpoint
             .map(|cp| cp.buffers.iter().map(|(r, b)| (*r, b)).collect())
             .unwrap_or_default();
@@ -580,15 +612,10 @@ impl Gpu {
             None => Progress {
                 step: 0,
                 repeat: 0,
-                cursor: Cursor::new(job.steps[0].workgroups),
+                cursor: Cursor::new(job.steps.first().map_or([0; 3], |s| s.workgroups)),
                 workgroups_done: 0,
             },
         };
-        if progress.step > steps.len() {
-            return Err(GpuError::BadCheckpoint(
-                "its step is past the job's end".into(),
-            ));
-        }
         Ok(Resident {
             job_digest: digest,
             steps,
@@ -800,6 +827,55 @@ impl Gpu {
             buffers: which.into_iter().zip(buffers).collect(),
         })
     }
+}
+
+/// A checkpoint must describe a position inside this job, and restore only buffers the
+/// job writes: anything else could make the worker run outside the admitted grid or
+/// replace the requester's inputs.
+fn check_checkpoint(job: &Job, cp: &Checkpoint) -> Result<(), GpuError> {
+    let bad = |why: String| Err(GpuError::BadCheckpoint(why));
+    let p = cp.progress;
+    let Some(step) = job.steps.get(p.step) else {
+        return bad(format!(
+            "its step {} is not one of the job's {}",
+            p.step,
+            job.steps.len()
+        ));
+    };
+    if p.repeat >= step.repeat {
+        return bad(format!(
+            "repeat {} of a step run {} times",
+            p.repeat, step.repeat
+        ));
+    }
+    if p.cursor.grid != step.workgroups {
+        return bad(format!(
+            "grid {:?} is not the step's {:?}",
+            p.cursor.grid, step.workgroups
+        ));
+    }
+    if !p.cursor.done
+        && p.cursor
+            .next
+            .iter()
+            .zip(step.workgroups)
+            .any(|(n, g)| *n >= g)
+    {
+        return bad(format!("position {:?} is outside the grid", p.cursor.next));
+    }
+    if p.workgroups_done > job.total_workgroups() {
+        return bad("more workgroups done than the job has".into());
+    }
+    for (at, _) in &cp.buffers {
+        let writable = job
+            .bindings
+            .iter()
+            .any(|b| b.at == *at && b.kind == BindingKind::StorageReadWrite);
+        if !writable {
+            return bad(format!("{at} is not a read-write buffer of the job"));
+        }
+    }
+    Ok(())
 }
 
 /// The data inside a pipeline cache file, if its checksum holds.

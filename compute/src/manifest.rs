@@ -12,6 +12,13 @@ use serde::{Deserialize, Serialize};
 
 /// The largest WGSL source accepted, in bytes.
 pub const MAX_SOURCE_BYTES: usize = 256 * 1024;
+/// The most bindings a manifest may list (more than a shader can use).
+pub const MAX_BINDINGS: usize = 64;
+/// The most steps a job may have.
+pub const MAX_STEPS: usize = 1024;
+/// All buffers of one manifest together, checked while reading, before the node's own
+/// (smaller) budget is applied by admission.
+pub const MAX_TOTAL_BYTES: u64 = 4 << 30;
 
 /// Why a manifest could not be turned into a job.
 #[derive(Debug, thiserror::Error)]
@@ -241,17 +248,18 @@ impl Job {
         self.bindings.iter().map(|b| b.bytes.len() as u64).sum()
     }
 
-    /// Total workgroups over all steps and repeats.
+    /// Total workgroups over all steps and repeats (saturating: a job's grid and
+    /// repeats can multiply past `u64`).
     pub fn total_workgroups(&self) -> u64 {
         self.steps
             .iter()
             .map(|s| {
                 u64::from(s.workgroups[0])
-                    * u64::from(s.workgroups[1])
-                    * u64::from(s.workgroups[2])
-                    * u64::from(s.repeat)
+                    .saturating_mul(u64::from(s.workgroups[1]))
+                    .saturating_mul(u64::from(s.workgroups[2]))
+                    .saturating_mul(u64::from(s.repeat))
             })
-            .sum()
+            .fold(0u64, u64::saturating_add)
     }
 }
 
@@ -277,15 +285,23 @@ pub fn parse(text: &str, base: &Path, name: &str) -> Result<Job, ManifestError> 
         path: name.to_owned(),
         message,
     };
-    let read_file = |rel: &Path, what: &str| -> Result<Vec<u8>, ManifestError> {
+    let read_file = |rel: &Path, what: &str, limit: u64| -> Result<Vec<u8>, ManifestError> {
         let full = base.join(rel);
-        std::fs::read(&full)
-            .map_err(|e| invalid(format!("cannot read {what} {}: {e}", full.display())))
+        let cannot =
+            |e: std::io::Error| invalid(format!("cannot read {what} {}: {e}", full.display()));
+        let size = std::fs::metadata(&full).map_err(cannot)?.len();
+        if size > limit {
+            return Err(invalid(format!(
+                "{what} {} is {size} bytes; the limit is {limit}",
+                full.display()
+            )));
+        }
+        std::fs::read(&full).map_err(cannot)
     };
 
     let source = match (&manifest.wgsl, &manifest.source) {
         (Some(file), None) => {
-            let bytes = read_file(file, "WGSL file")?;
+            let bytes = read_file(file, "WGSL file", MAX_SOURCE_BYTES as u64)?;
             if bytes.len() > MAX_SOURCE_BYTES {
                 return Err(invalid(format!(
                     "WGSL file {} is {} bytes; the limit is {MAX_SOURCE_BYTES}",
@@ -316,6 +332,12 @@ pub fn parse(text: &str, base: &Path, name: &str) -> Result<Job, ManifestError> 
                     "`steps` is empty: give at least one dispatch".into(),
                 ));
             }
+            if steps.len() > MAX_STEPS {
+                return Err(invalid(format!(
+                    "{} steps; a job has at most {MAX_STEPS}",
+                    steps.len()
+                )));
+            }
             steps.clone()
         }
         (None, Some(entry_point), Some(workgroups)) => vec![Step {
@@ -335,7 +357,14 @@ pub fn parse(text: &str, base: &Path, name: &str) -> Result<Job, ManifestError> 
         }
     };
 
+    if manifest.bindings.len() > MAX_BINDINGS {
+        return Err(invalid(format!(
+            "{} bindings; a job has at most {MAX_BINDINGS}",
+            manifest.bindings.len()
+        )));
+    }
     let mut bindings: Vec<Binding> = Vec::new();
+    let mut total = 0u64;
     for b in &manifest.bindings {
         let at = BindingRef {
             group: b.group,
@@ -355,8 +384,24 @@ pub fn parse(text: &str, base: &Path, name: &str) -> Result<Job, ManifestError> 
                 "{at}: give exactly one of `data`, `base64`, `zero` or `fill`"
             )));
         }
+        // Every size is checked before anything is allocated.
+        let declared = match (&b.data, &b.base64, b.zero, &b.fill) {
+            (_, Some(text), _, _) => text.len() as u64 / 4 * 3,
+            (_, _, Some(n), _) => n,
+            (_, _, _, Some(fill)) => fill.count.saturating_mul(4),
+            _ => 0,
+        };
+        if declared > crate::admission::MAX_BUFFER_BYTES
+            || total.saturating_add(declared) > MAX_TOTAL_BYTES
+        {
+            return Err(invalid(format!(
+                "{at}: {declared} bytes is too large (one buffer: at most {}; all together: \
+                 at most {MAX_TOTAL_BYTES})",
+                crate::admission::MAX_BUFFER_BYTES
+            )));
+        }
         let bytes = if let Some(file) = &b.data {
-            read_file(file, "data file")?
+            read_file(file, "data file", crate::admission::MAX_BUFFER_BYTES)?
         } else if let Some(text) = &b.base64 {
             base64::engine::general_purpose::STANDARD
                 .decode(text.trim())
@@ -372,6 +417,12 @@ pub fn parse(text: &str, base: &Path, name: &str) -> Result<Job, ManifestError> 
         } else {
             Vec::new()
         };
+        total = total.saturating_add(bytes.len() as u64);
+        if total > MAX_TOTAL_BYTES {
+            return Err(invalid(format!(
+                "the buffers total over {MAX_TOTAL_BYTES} bytes"
+            )));
+        }
         bindings.push(Binding {
             at,
             kind: b.kind,
@@ -394,7 +445,11 @@ pub fn parse(text: &str, base: &Path, name: &str) -> Result<Job, ManifestError> 
 fn fill_bytes(fill: &Fill) -> Result<Vec<u8>, String> {
     let count = usize::try_from(fill.count)
         .ok()
-        .filter(|c| (*c as u64) * 4 <= crate::admission::MAX_BUFFER_BYTES)
+        .filter(|c| {
+            (*c as u64)
+                .checked_mul(4)
+                .is_some_and(|bytes| bytes <= crate::admission::MAX_BUFFER_BYTES)
+        })
         .ok_or_else(|| format!("fill count {} is too large", fill.count))?;
     let word: [u8; 4] = match fill.ty {
         FillType::U32 => fill

@@ -312,6 +312,12 @@ impl Cursor {
         if self.done {
             return None;
         }
+        // A position outside the grid (only from a damaged checkpoint) ends the walk
+        // rather than dispatching outside the grid.
+        if self.next.iter().zip(self.grid).any(|(n, g)| *n >= g) {
+            self.done = true;
+            return None;
+        }
         let budget = budget.max(1);
         let [gx, gy, gz] = self.grid.map(u64::from);
         let [x, y, z] = self.next;
@@ -383,7 +389,8 @@ impl Budget {
 /// No slice is planned to take longer than this, whatever the budget.
 pub const CEILING: Duration = Duration::from_millis(500);
 
-/// Picks slice sizes from measured slice times (additive growth, fast decrease).
+/// Picks slice sizes from measured slice times: shrinks at once after a slow slice,
+/// grows at most fourfold per slice.
 #[derive(Clone, Debug)]
 pub struct SliceSizer {
     /// Measured workgroups per second, smoothed; `None` before the first slice.

@@ -268,6 +268,10 @@ impl Supervisor {
         if let Some(dir) = &self.config.pipeline_cache_dir {
             command.env(crate::worker::PIPELINE_CACHE_ENV, dir);
         }
+        command.env(
+            crate::worker::JOB_MEMORY_ENV,
+            self.config.caps.total_buffer_bytes.to_string(),
+        );
         let mut child = command
             .args(args)
             .stdin(Stdio::piped())
@@ -337,7 +341,7 @@ impl Supervisor {
         Ok(())
     }
 
-    fn send(&self, request: &Request, blobs: &[&[u8]]) -> Result<(), JobError> {
+    fn send(&mut self, request: &Request, blobs: &[&[u8]]) -> Result<(), JobError> {
         let mut guard = self
             .yielder
             .stdin
@@ -346,8 +350,13 @@ impl Supervisor {
         let Some(stdin) = guard.as_mut() else {
             return Err(JobError::WorkerDied("no worker".into()));
         };
-        wire::write_frame(stdin, request, blobs)
-            .map_err(|e| JobError::WorkerDied(format!("cannot write to it: {e}")))
+        let written = wire::write_frame(stdin, request, blobs);
+        drop(guard);
+        written.map_err(|e| {
+            // A worker that cannot be written to is gone: replace it next time.
+            self.lose_worker();
+            JobError::WorkerDied(format!("cannot write to it: {e}"))
+        })
     }
 
     /// Runs a job until it finishes or yields. `on_slice` hears of each slice.
@@ -390,7 +399,10 @@ impl Supervisor {
             },
             &blobs,
         )?;
-        self.wait_outcome(digest, on_slice)
+        // Compiling and uploading come before `Loaded`, so they get the start-up
+        // allowance.
+        let allowance = self.config.startup_timeout;
+        self.wait_outcome(digest, allowance, on_slice)
     }
 
     /// Continues a yielded job.
@@ -403,7 +415,9 @@ impl Supervisor {
             return Err(JobError::NotNow("no yielded job to resume".into()));
         };
         self.send(&Request::Resume { budget }, &[])?;
-        self.wait_outcome(digest, on_slice)
+        // Nothing to compile: the first slice after a resume is watched like any other.
+        let allowance = self.config.watchdog();
+        self.wait_outcome(digest, allowance, on_slice)
     }
 
     /// Reads back the yielded job's state, to resume later, here or elsewhere.
@@ -412,10 +426,11 @@ impl Supervisor {
         let frame = self.next_event(self.config.startup_timeout)?;
         match frame.header {
             Event::Checkpoint { checkpoint } => {
-                let digest = crate::unhex32(&checkpoint.job_digest)
-                    .ok_or_else(|| JobError::WorkerDied("bad checkpoint digest".into()))?;
+                let Some(digest) = crate::unhex32(&checkpoint.job_digest) else {
+                    return Err(self.protocol_violation("a bad checkpoint digest".into()));
+                };
                 if checkpoint.buffers.len() != frame.blobs.len() {
-                    return Err(JobError::WorkerDied("checkpoint buffers missing".into()));
+                    return Err(self.protocol_violation("checkpoint buffers missing".into()));
                 }
                 Ok(Checkpoint {
                     job_digest: digest,
@@ -424,7 +439,7 @@ impl Supervisor {
                 })
             }
             Event::Failed { message } => Err(JobError::Failed(message)),
-            other => Err(JobError::WorkerDied(format!("unexpected reply {other:?}"))),
+            other => Err(self.protocol_violation(format!("unexpected reply {other:?}"))),
         }
     }
 
@@ -437,7 +452,7 @@ impl Supervisor {
         self.send(&Request::Drop, &[])?;
         match self.next_event(self.config.startup_timeout)?.header {
             Event::Dropped => Ok(()),
-            other => Err(JobError::WorkerDied(format!("unexpected reply {other:?}"))),
+            other => Err(self.protocol_violation(format!("unexpected reply {other:?}"))),
         }
     }
 
@@ -468,11 +483,11 @@ impl Supervisor {
     fn wait_outcome(
         &mut self,
         digest: [u8; 32],
+        first_timeout: Duration,
         on_slice: &mut dyn FnMut(&SliceReport),
     ) -> Result<Outcome, JobError> {
-        // Compiling and uploading come before `Loaded`, so they get the start-up
-        // allowance; from then on every slice must end within the watchdog limit.
-        let mut timeout = self.config.startup_timeout;
+        // After `Loaded`, every slice must end within the watchdog limit.
+        let mut timeout = first_timeout;
         let mut slices = 0u64;
         loop {
             let frame = match self.next_event(timeout) {
@@ -500,9 +515,10 @@ impl Supervisor {
                     self.current = None;
                     self.consecutive_failures = 0;
                     if outputs.len() != frame.blobs.len() {
-                        return Err(JobError::WorkerDied(
-                            "outputs missing from its reply".into(),
-                        ));
+                        *self.losses.entry(digest).or_default() += 1;
+                        return Err(
+                            self.protocol_violation("outputs missing from its reply".into())
+                        );
                     }
                     let class = self
                         .worker
@@ -533,10 +549,19 @@ impl Supervisor {
                     return Err(JobError::Failed(message));
                 }
                 other => {
-                    return Err(JobError::WorkerDied(format!("unexpected event {other:?}")));
+                    *self.losses.entry(digest).or_default() += 1;
+                    return Err(self.protocol_violation(format!("unexpected event {other:?}")));
                 }
             }
         }
+    }
+
+    /// A worker that broke the protocol may have more frames queued that would be read
+    /// as replies to the next request: it is killed and replaced, and counted.
+    fn protocol_violation(&mut self, what: String) -> JobError {
+        self.current = None;
+        self.lose_worker();
+        JobError::WorkerDied(format!("it broke the protocol: {what}"))
     }
 
     /// Kills the worker and counts the failure.

@@ -24,6 +24,8 @@ pub const MAX_HEADER: u32 = 16 * 1024 * 1024;
 pub const MAX_BLOBS: u32 = 256;
 /// The largest blob accepted (one buffer).
 pub const MAX_BLOB: u64 = 1 << 30;
+/// All blobs of one frame together.
+pub const MAX_FRAME_BLOBS: u64 = 5 << 30;
 
 /// One message and its blobs.
 #[derive(Debug)]
@@ -82,6 +84,7 @@ pub fn read_frame<T: for<'de> Deserialize<'de>>(
         )));
     }
     let mut blobs = Vec::with_capacity(count as usize);
+    let mut total = 0u64;
     for _ in 0..count {
         let mut len = [0u8; 8];
         input.read_exact(&mut len)?;
@@ -89,6 +92,12 @@ pub fn read_frame<T: for<'de> Deserialize<'de>>(
         if len > MAX_BLOB {
             return Err(invalid(format!(
                 "blob of {len} bytes is over the {MAX_BLOB} limit"
+            )));
+        }
+        total = total.saturating_add(len);
+        if total > MAX_FRAME_BLOBS {
+            return Err(invalid(format!(
+                "frame blobs total over the {MAX_FRAME_BLOBS} byte limit"
             )));
         }
         let mut blob = Vec::new();

@@ -20,13 +20,22 @@ use crate::wire::{self, CheckpointHeader, Event, Frame, Request};
 pub const WORKER_ARG: &str = "__gpu-worker";
 /// Environment variable naming the folder for the on-disk pipeline cache.
 pub const PIPELINE_CACHE_ENV: &str = "SPARE_PIPELINE_CACHE_DIR";
+/// Environment variable with the node's budget for one job's buffers, in bytes.
+pub const JOB_MEMORY_ENV: &str = "SPARE_JOB_MEMORY_BYTES";
 
 /// Runs the worker on stdin/stdout until the supervisor closes stdin.
 /// `adapter` picks the adapter by index (see `gpu::adapters`).
 pub fn main(adapter: Option<usize>) -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let mut gpu = match Gpu::open(adapter, Caps::default()) {
+    let mut caps = Caps::default();
+    if let Some(bytes) = std::env::var(JOB_MEMORY_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        caps.total_buffer_bytes = bytes;
+    }
+    let mut gpu = match Gpu::open(adapter, caps) {
         Ok(gpu) => gpu,
         Err(e) => {
             let _ = wire::write_frame(
@@ -64,6 +73,16 @@ pub fn main(adapter: Option<usize>) -> ExitCode {
             match &frame.header {
                 Request::Yield => reader_control.request_yield(),
                 Request::SetBudget { budget } => reader_control.set_budget(*budget),
+                // A run starts without a yield pending. Cleared here, in the order the
+                // requests arrived, so a Yield sent right after Run or Resume is never
+                // erased by the main thread picking up the Run late.
+                Request::Run { budget, .. } | Request::Resume { budget } => {
+                    reader_control.clear_yield();
+                    reader_control.set_budget(*budget);
+                    if tx.send(frame).is_err() {
+                        break;
+                    }
+                }
                 _ => {
                     if tx.send(frame).is_err() {
                         break;
@@ -97,18 +116,15 @@ fn handle(
         wire::write_frame(&mut out, &Event::Failed { message }, &[])
     };
     match frame.header {
+        // The reader thread already cleared any yield and set the budget.
         Request::Run {
-            job,
-            checkpoint,
-            budget,
+            job, checkpoint, ..
         } => {
             *resident = None;
             let (job, checkpoint) = match job_from_frame(job, checkpoint, frame.blobs) {
                 Ok(parts) => parts,
                 Err(message) => return failed(out, message),
             };
-            control.clear_yield();
-            control.set_budget(budget);
             match gpu.load(&job, checkpoint.as_ref()) {
                 Ok(r) => {
                     *resident = Some((job, r));
@@ -118,12 +134,10 @@ fn handle(
                 Err(e) => failed(out, e.to_string()),
             }
         }
-        Request::Resume { budget } => {
+        Request::Resume { .. } => {
             if resident.is_none() {
                 return failed(out, "no yielded job to resume".into());
             }
-            control.clear_yield();
-            control.set_budget(budget);
             run(gpu, control, resident, out)
         }
         Request::Checkpoint => {

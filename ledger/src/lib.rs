@@ -21,9 +21,9 @@ use chrono::{FixedOffset, NaiveDate, TimeZone, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 pub use receipt::{
-    EntryKind, MAX_NETWORK_LEN, MicroCredits, Network, PartyId, Receipt, ReceiptError,
-    SIGNATURE_LEN, SignedReceipt, VerifiedReceipt, hex, unhex, verify_all, verify_batch,
-    verify_batch_parallel,
+    EntryKind, MAX_AMOUNT, MAX_NETWORK_LEN, MAX_UNITS, MicroCredits, Network, PartyId, Receipt,
+    ReceiptError, SIGNATURE_LEN, SignedReceipt, VerifiedReceipt, hex, unhex, verify_all,
+    verify_batch, verify_batch_parallel,
 };
 
 /// Errors from opening, appending to and reading the ledger.

@@ -33,6 +33,11 @@ const VERSION: u8 = 1;
 pub const MAX_NETWORK_LEN: usize = 64;
 /// Length of an encoded ed25519 signature.
 pub const SIGNATURE_LEN: usize = 64;
+/// The largest amount one receipt may carry, either sign: 1,000,000 credits. Bounding
+/// it keeps every sum the ledger keeps far from overflowing.
+pub const MAX_AMOUNT: i64 = 1_000_000 * MicroCredits::PER_CREDIT;
+/// The most units one receipt may carry (2⁵⁰: a pebibyte, or 35 GPU-years in ms).
+pub const MAX_UNITS: u64 = 1 << 50;
 
 /// Why receipt bytes or receipt fields were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,9 +65,15 @@ pub enum ReceiptError {
     /// A public key is not a valid ed25519 point.
     #[error("invalid ed25519 public key {0}")]
     BadPublicKey(String),
-    /// Units must fit in SQLite's signed 64-bit integers.
-    #[error("units {0} out of range: at most {max}", max = i64::MAX)]
+    /// Units over [`MAX_UNITS`].
+    #[error("units {0} out of range: at most {max} per receipt", max = MAX_UNITS)]
     UnitsOutOfRange(u64),
+    /// An amount over [`MAX_AMOUNT`] either way.
+    #[error("amount {0} micro-credits is out of range: at most {max} either way per receipt", max = MAX_AMOUNT)]
+    AmountOutOfRange(i64),
+    /// A receipt for work must name the job or session it pays for.
+    #[error("a {0} receipt must name its job or session in `reference` (all zeros given)")]
+    NoReference(EntryKind),
     /// The amount has the wrong sign for the kind of entry.
     #[error("amount {amount} is not allowed for {kind}: {rule}")]
     AmountSign {
@@ -341,11 +352,18 @@ pub struct Receipt {
 impl Receipt {
     /// Checks the field rules that the encoding cannot express.
     pub fn check(&self) -> Result<(), ReceiptError> {
-        if self.units > i64::MAX as u64 {
+        if self.units > MAX_UNITS {
             return Err(ReceiptError::UnitsOutOfRange(self.units));
         }
         if self.issued_at_ms < 0 {
             return Err(ReceiptError::TimeOutOfRange(self.issued_at_ms));
+        }
+        if self.amount.0.unsigned_abs() > MAX_AMOUNT.unsigned_abs() {
+            return Err(ReceiptError::AmountOutOfRange(self.amount.0));
+        }
+        let credits_work = matches!(self.kind, EntryKind::GpuJob | EntryKind::RelaySession);
+        if credits_work && self.reference == [0; 32] {
+            return Err(ReceiptError::NoReference(self.kind));
         }
         self.kind.check_amount(self.amount)
     }
@@ -682,6 +700,24 @@ mod tests {
     }
 
     #[test]
+    fn amounts_units_and_references_are_bounded() {
+        let mut r = receipt();
+        r.amount = MicroCredits(MAX_AMOUNT + 1);
+        assert!(matches!(r.check(), Err(ReceiptError::AmountOutOfRange(_))));
+        r.amount = MicroCredits(1);
+        r.units = MAX_UNITS + 1;
+        assert!(matches!(r.check(), Err(ReceiptError::UnitsOutOfRange(_))));
+        r.units = 1;
+        r.reference = [0; 32];
+        assert!(matches!(
+            r.check(),
+            Err(ReceiptError::NoReference(EntryKind::GpuJob))
+        ));
+        r.kind = EntryKind::Adjustment;
+        assert_eq!(r.check(), Ok(()));
+    }
+
+    #[test]
     fn party_id_parses_hex() {
         let id = PartyId::of(&key(9));
         assert_eq!(id.to_string().parse::<PartyId>().unwrap(), id);
@@ -731,8 +767,8 @@ mod tests {
         #[test]
         fn valid_receipts_round_trip(
             kind in 0usize..4,
-            units in 0..=i64::MAX as u64,
-            amount in 0..=i64::MAX,
+            units in 0..=MAX_UNITS,
+            amount in 0..=MAX_AMOUNT,
             issued in 0..=i64::MAX,
             network in "[a-z0-9._-]{1,64}",
         ) {

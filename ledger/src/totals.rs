@@ -43,8 +43,8 @@ impl Deltas {
         let key = (network.to_owned(), kind, time_ms / BUCKET_MS);
         let sums = self.0.entry(key).or_default();
         sums.entries += 1;
-        sums.units += units as i64;
-        sums.amount += amount;
+        sums.units = sums.units.saturating_add(units as i64);
+        sums.amount = sums.amount.saturating_add(amount);
     }
 
     /// Applies the deltas to the running totals, in bucket order per series.
@@ -216,7 +216,7 @@ pub(crate) fn earnings(
                 continue;
             }
             let date = epoch()
-                .checked_add_days(Days::new(day as u64))
+                .checked_add_signed(chrono::TimeDelta::days(day))
                 .ok_or_else(|| Error::Corrupt {
                     seq: 0,
                     reason: format!("day {day} out of range"),

@@ -191,3 +191,48 @@ fn manifest_problems_are_clear() {
     let err = manifest::parse(r#"{"source": "x", "entry_point": "main", "workgroups": [1,1,1], "bindings": [], "outputs": [], "extra": 1}"#, base, "m.json").unwrap_err();
     assert!(err.to_string().contains("unknown field `extra`"), "{err}");
 }
+
+#[test]
+fn override_workgroup_sizes_are_refused() {
+    let src = "override size: u32 = 64;\n@group(0) @binding(0) var<storage, read_write> out: array<u32>;\n@compute @workgroup_size(size)\nfn main(@builtin(global_invocation_id) id: vec3<u32>) {\n    out[id.x] = 1u;\n}\n";
+    let r = refused(&job(src, OUT, "main"));
+    assert!(r.to_string().contains("override"), "{r}");
+}
+
+#[test]
+fn a_job_without_steps_is_refused() {
+    let mut j = crate::support::example("vector_add");
+    j.steps.clear();
+    assert!(refused(&j).to_string().contains("0 steps"));
+}
+
+#[test]
+fn huge_sizes_in_a_manifest_are_refused_before_allocating() {
+    let base = std::path::Path::new(".");
+    let src = "@compute @workgroup_size(1)\nfn main() {}\n";
+    for binding in [
+        r#"{"binding": 0, "kind": "storage_read", "fill": {"type": "u32", "value": 1, "count": 4611686018427387904}}"#,
+        r#"{"binding": 0, "kind": "storage_read", "zero": 18446744073709551615}"#,
+    ] {
+        let text = format!(
+            r#"{{"source": {src:?}, "entry_point": "main", "workgroups": [1, 1, 1], "bindings": [{binding}], "outputs": []}}"#
+        );
+        let err = manifest::parse(&text, base, "m.json").unwrap_err();
+        assert!(err.to_string().contains("too large"), "{err}");
+    }
+    // Many large buffers: refused on the running total, not after allocating them all.
+    let many: Vec<String> = (0..40)
+        .map(|i| format!(r#"{{"binding": {i}, "kind": "storage_read", "zero": 134217728}}"#))
+        .collect();
+    let text = format!(
+        r#"{{"source": {src:?}, "entry_point": "main", "workgroups": [1, 1, 1], "bindings": [{}], "outputs": []}}"#,
+        many.join(",")
+    );
+    let err = manifest::parse(&text, base, "m.json").unwrap_err();
+    assert!(err.to_string().contains("too large"), "{err}");
+    // A grid and repeat that multiply past u64 do not overflow.
+    let mut j = crate::support::example("vector_add");
+    j.steps[0].workgroups = [65535; 3];
+    j.steps[0].repeat = 1_000_000;
+    assert_eq!(j.total_workgroups(), u64::MAX);
+}

@@ -82,3 +82,62 @@ fn checkpoint_resumes_in_a_fresh_worker() {
         .unwrap_err();
     assert!(err.to_string().contains("checkpoint"), "{err}");
 }
+
+#[test]
+fn checkpoints_that_do_not_fit_the_job_are_refused() {
+    let job = long_hash_job([2048, 8, 1]);
+    let mut sup = supervisor();
+    let yielder = sup.yielder();
+    let outcome = sup
+        .run(&job, None, Budget::Active, &mut |_| yielder.request())
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Yielded(_)), "{outcome:?}");
+    let good = sup.checkpoint().unwrap();
+
+    let mut outside = good.clone();
+    outside.progress.cursor.next = [4096, 0, 0];
+    outside.progress.cursor.done = false;
+    let mut other_grid = good.clone();
+    other_grid.progress.cursor.grid = [65535, 65535, 1];
+    let mut past_end = good.clone();
+    past_end.progress.step = 1;
+    for bad in [outside, other_grid, past_end] {
+        let err = sup
+            .run(&job, Some(&bad), Budget::Idle, &mut |_| {})
+            .unwrap_err();
+        assert!(err.to_string().contains("checkpoint"), "{err}");
+    }
+    // The worker is still healthy and the good checkpoint still finishes the job.
+    let Outcome::Done(result) = sup
+        .run(&job, Some(&good), Budget::Idle, &mut |_| {})
+        .unwrap()
+    else {
+        panic!("expected the job to finish");
+    };
+    assert!(
+        u32s(&result.outputs[0].data) == expected(&job),
+        "wrong result"
+    );
+}
+
+#[test]
+fn a_worker_that_died_while_idle_is_replaced() {
+    let mut sup = supervisor();
+    sup.exec_class().unwrap();
+    let pid = sup.worker_pid().unwrap();
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    // The first attempt finds it dead; the next one runs in a fresh worker.
+    let job = example("vector_add");
+    let first = sup.run(&job, None, Budget::Idle, &mut |_| {});
+    assert!(
+        matches!(first, Err(compute::supervisor::JobError::WorkerDied(_))),
+        "{first:?}"
+    );
+    let result = run_to_end(&mut sup, &job);
+    assert_ne!(sup.worker_pid(), Some(pid));
+    assert_eq!(f32s(&result.outputs[0].data)[2], 1.25);
+}

@@ -75,8 +75,8 @@ fn unsigned_and_malformed_receipts_are_refused() {
 
     // The amount raised after signing.
     let mut raised = good.clone();
-    let amount_at = raised.bytes.len() - 32 - 8 - 8;
-    raised.bytes[amount_at] = 0x01;
+    let amount_low_byte = raised.bytes.len() - 32 - 8 - 1;
+    raised.bytes[amount_low_byte] = 0x7f;
     let err = ledger.append_signed(&[raised]).unwrap_err();
     assert!(
         matches!(

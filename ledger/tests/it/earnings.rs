@@ -219,3 +219,14 @@ fn random_receipts_in_random_order_match_sums_from_the_receipts() {
 }
 
 use chrono::Datelike as _;
+
+#[test]
+fn the_first_hours_after_the_epoch_work_west_of_utc() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = open(&dir);
+    ledger.append_signed(&[gpu(HOUR_MS, 3)]).unwrap();
+    let pacific = FixedOffset::west_opt(8 * 3600).unwrap();
+    let rows = ledger.earnings(Period::Week, None, None, pacific).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].start, date(1969, 12, 29));
+}

@@ -10,7 +10,6 @@
 //! The ledger does no networking and knows nothing of keys it does not verify; the
 //! agent decides what to append.
 
-mod receipt;
 pub mod schema;
 mod totals;
 
@@ -20,7 +19,7 @@ use std::path::{Path, PathBuf};
 use chrono::{FixedOffset, NaiveDate, TimeZone, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
-pub use receipt::{
+pub use ::receipt::{
     EntryKind, MAX_AMOUNT, MAX_NETWORK_LEN, MAX_UNITS, MicroCredits, Network, PartyId, Receipt,
     ReceiptError, SIGNATURE_LEN, SignedReceipt, VerifiedReceipt, hex, unhex, verify_all,
     verify_batch, verify_batch_parallel,

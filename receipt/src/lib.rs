@@ -5,7 +5,9 @@
 //! layout (below) and the counterparty's ed25519 signature covers exactly those bytes,
 //! so a receipt cannot be re-used for another amount, node or network.
 //!
-//! This module only encodes, decodes and checks signatures; it does no I/O.
+//! The ledger stores receipts, the relay receives them as a client's usage promises and
+//! the GPU job service as a requester's signed orders; this crate only encodes, decodes
+//! and checks signatures, and does no I/O.
 //!
 //! Encoding, version 1 (all integers big-endian):
 //!
@@ -16,10 +18,10 @@
 //! network       1 byte length n (1..=64), then n bytes [a-z0-9._-]
 //! payee        32 bytes  ed25519 public key of the node being paid
 //! counterparty 32 bytes  ed25519 public key of the signer
-//! units         8 bytes  u64 <= i64::MAX (GPU-milliseconds or bytes)
-//! amount        8 bytes  i64 micro-credits (credits >= 0; payouts <= 0)
+//! units         8 bytes  u64 <= 2^50 (GPU-milliseconds or bytes)
+//! amount        8 bytes  i64 micro-credits, |amount| <= 10^12 (credits >= 0; payouts <= 0)
 //! issued_at     8 bytes  i64 milliseconds since the Unix epoch, UTC, >= 0
-//! reference    32 bytes  what the receipt is for (job digest, session id), may be zero
+//! reference    32 bytes  what it is for (job digest, session id); required for work
 //! ```
 
 use std::fmt;

@@ -602,11 +602,13 @@ mod tests {
         }
 
         /// Random bytes decode to a frame, ask for more, or fail: never panic; and a
-        /// decoded frame re-encodes to the same bytes.
+        /// decoded frame survives a round trip (varints need not be minimal on the wire).
         #[test]
         fn arbitrary_bytes_are_handled(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             if let Ok(Some((f, used))) = decode(&bytes) {
-                prop_assert_eq!(encode(&f), bytes[..used].to_vec());
+                prop_assert!(used <= bytes.len());
+                let again = encode(&f);
+                prop_assert_eq!(decode(&again).unwrap(), Some((f, again.len())));
             }
         }
 

@@ -1,5 +1,5 @@
 //! Frames and datagram headers from untrusted bytes: never a panic, and whatever
-//! decodes re-encodes to the same bytes.
+//! decodes survives a round trip (varints need not be minimal, so the bytes may differ).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -7,7 +7,9 @@ use relay::wire;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(Some((frame, used))) = wire::decode(data) {
-        assert_eq!(wire::encode(&frame), data[..used]);
+        let again = wire::encode(&frame);
+        assert!(used > 0 && used <= data.len());
+        assert_eq!(wire::decode(&again), Ok(Some((frame, again.len()))));
     }
     let mut reader = wire::FrameReader::new();
     for chunk in data.chunks(7) {

@@ -14,11 +14,12 @@ log() { printf 'dev-setup: %s\n' "$*" >&2; }
 #   dbus-daemon, dbus-bin         the session bus and dbus-run-session
 #   keyutils                      the kernel keyring tools (diagnostics)
 #   pkg-config, build-essential   C toolchain for bundled SQLite
+#   curl                          a real HTTP client through the relay's SOCKS5 proxy
 #   mesa-vulkan-drivers, libvulkan1  Mesa's software Vulkan (lavapipe): a real wgpu
 #                                 device for the GPU runner's tests on machines without a GPU
 # Never dbus-x11: it makes GLib autostart session buses that outlive the tests.
 APT_PACKAGES=(gnome-keyring libsecret-1-0 dbus-daemon dbus-bin keyutils pkg-config build-essential
-  mesa-vulkan-drivers libvulkan1)
+  mesa-vulkan-drivers libvulkan1 curl)
 
 missing_apt_packages() {
   local pkg

@@ -2,16 +2,24 @@
 //!
 //! Relay clients reach the node over QUIC and the node forwards their traffic: between
 //! two clients (peer relay, the default) or to allowed destinations (egress, opt-in).
-//! These modules are the relay's sans-IO parts: no sockets, no clock, no GPU, no SQLite.
+//! The sans-IO parts have no sockets and no clock; `node` and `client` are the tokio and
+//! quinn drivers around them. No GPU and no SQLite anywhere here.
 //!
 //! - `wire`: the versioned frame codec and datagram header;
 //! - `policy`: which destinations egress may reach (checked before and after DNS);
 //! - `limits`: token buckets for rates (by back-pressure) and day/month quotas;
 //! - `metering`: bytes relayed against the client's signed usage promises;
-//! - `ticket`: the pasteable string naming a node and its addresses.
+//! - `ticket`: the pasteable string naming a node and its addresses;
+//! - `tls`: TLS identities from ed25519 keys (raw public keys, pinned node ids);
+//! - `node`: the node's endpoint: peer relay and TCP egress;
+//! - `client`: connecting through a node, peer forwards, a local SOCKS5 proxy.
 
+pub mod client;
+pub mod io;
 pub mod limits;
 pub mod metering;
+pub mod node;
 pub mod policy;
 pub mod ticket;
+pub mod tls;
 pub mod wire;

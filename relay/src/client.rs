@@ -1,0 +1,329 @@
+//! The client side of the relay: connect to a node named by a ticket, open TCP flows
+//! through it, and dial or accept peers. Also a local SOCKS5 proxy whose connections
+//! become flows.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Mutex;
+
+use crate::io::{self, Counters};
+use crate::ticket::{NodeId, Ticket};
+use crate::wire::{Frame, Status, VERSION};
+
+/// Why a client operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// TLS could not be configured.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// No address in the ticket answered as the node.
+    #[error("cannot reach node {node} at any of its addresses: {last}")]
+    Unreachable {
+        /// The node.
+        node: NodeId,
+        /// The last error.
+        last: String,
+    },
+    /// The node refused, with its status code and sentence.
+    #[error("the node refused ({status}): {message}")]
+    Refused {
+        /// The code.
+        status: Status,
+        /// The node's sentence.
+        message: String,
+    },
+    /// The connection or stream failed.
+    #[error("the relay connection failed: {0}")]
+    Connection(String),
+}
+
+fn connection_error(e: impl std::fmt::Display) -> ClientError {
+    ClientError::Connection(e.to_string())
+}
+
+/// A connection to a relay node.
+pub struct RelayClient {
+    _endpoint: quinn::Endpoint,
+    conn: quinn::Connection,
+    control: Mutex<quinn::SendStream>,
+    node: NodeId,
+}
+
+/// How long to wait for the node's answers.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl RelayClient {
+    /// Connects to the node in `ticket`, trying its addresses in order.
+    pub async fn connect(ticket: &Ticket, key: &SigningKey) -> Result<RelayClient, ClientError> {
+        let tls = crate::tls::client_config(key, ticket.node)?;
+        let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+            .map_err(|e| crate::tls::TlsError::from_message(e.to_string()))?;
+        let mut config = quinn::ClientConfig::new(Arc::new(quic));
+        let mut transport = crate::node::transport_config(Duration::from_secs(30), 256);
+        transport.keep_alive_interval(Some(Duration::from_secs(10)));
+        config.transport_config(Arc::new(transport));
+        let mut last = String::from("the ticket has no addresses");
+        for addr in &ticket.addresses {
+            let bind: SocketAddr = if addr.is_ipv6() {
+                "[::]:0".parse().map_err(connection_error)?
+            } else {
+                "0.0.0.0:0".parse().map_err(connection_error)?
+            };
+            let mut endpoint = match quinn::Endpoint::client(bind) {
+                Ok(e) => e,
+                Err(e) => {
+                    last = e.to_string();
+                    continue;
+                }
+            };
+            endpoint.set_default_client_config(config.clone());
+            let connecting = match endpoint.connect(*addr, "spare-node") {
+                Ok(c) => c,
+                Err(e) => {
+                    last = e.to_string();
+                    continue;
+                }
+            };
+            match tokio::time::timeout(ANSWER_TIMEOUT, connecting).await {
+                Ok(Ok(conn)) => return Self::hello(endpoint, conn, ticket.node).await,
+                Ok(Err(e)) => last = format!("{addr}: {e}"),
+                Err(_) => last = format!("{addr}: no answer in {ANSWER_TIMEOUT:?}"),
+            }
+        }
+        Err(ClientError::Unreachable {
+            node: ticket.node,
+            last,
+        })
+    }
+
+    async fn hello(
+        endpoint: quinn::Endpoint,
+        conn: quinn::Connection,
+        node: NodeId,
+    ) -> Result<RelayClient, ClientError> {
+        let (mut send, mut recv) = conn.open_bi().await.map_err(connection_error)?;
+        io::write_frame(&mut send, &Frame::Hello { version: VERSION })
+            .await
+            .map_err(connection_error)?;
+        match io::read_frame(&mut recv, ANSWER_TIMEOUT).await {
+            Ok(Frame::Welcome { .. }) => {}
+            Ok(Frame::Status { status, message }) => {
+                return Err(ClientError::Refused { status, message });
+            }
+            Ok(other) => return Err(connection_error(format!("unexpected {other:?}"))),
+            Err(e) => return Err(connection_error(e)),
+        }
+        // The control stream's replies (pongs, usage) are read and dropped for now.
+        tokio::spawn(async move {
+            let forever = Duration::from_secs(u64::from(u32::MAX));
+            while io::read_frame(&mut recv, forever).await.is_ok() {}
+        });
+        Ok(RelayClient {
+            _endpoint: endpoint,
+            conn,
+            control: Mutex::new(send),
+            node,
+        })
+    }
+
+    /// The node this client is connected to.
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    async fn open_flow(
+        &self,
+        request: Frame,
+    ) -> Result<(quinn::SendStream, quinn::RecvStream), ClientError> {
+        let (mut send, mut recv) = self.conn.open_bi().await.map_err(connection_error)?;
+        io::write_frame(&mut send, &request)
+            .await
+            .map_err(connection_error)?;
+        match io::read_frame(&mut recv, ANSWER_TIMEOUT).await {
+            Ok(Frame::Status {
+                status: Status::Ok, ..
+            }) => Ok((send, recv)),
+            Ok(Frame::Status { status, message }) => Err(ClientError::Refused { status, message }),
+            Ok(other) => Err(connection_error(format!("unexpected {other:?}"))),
+            Err(e) => Err(connection_error(e)),
+        }
+    }
+
+    /// Opens a TCP flow to `authority` (`host:port`) through the node.
+    pub async fn open_tcp(
+        &self,
+        authority: &str,
+    ) -> Result<(quinn::SendStream, quinn::RecvStream), ClientError> {
+        self.open_flow(Frame::Connect {
+            authority: authority.to_owned(),
+        })
+        .await
+    }
+
+    /// Opens a flow to a peer listening on the same node.
+    pub async fn dial(
+        &self,
+        peer: NodeId,
+    ) -> Result<(quinn::SendStream, quinn::RecvStream), ClientError> {
+        self.open_flow(Frame::Dial {
+            peer: *peer.as_bytes(),
+        })
+        .await
+    }
+
+    /// Tells the node to pass on peers that dial this client.
+    pub async fn listen(&self) -> Result<(), ClientError> {
+        let mut control = self.control.lock().await;
+        io::write_frame(&mut *control, &Frame::Listen)
+            .await
+            .map_err(connection_error)
+    }
+
+    /// Waits for the next peer that dials this client.
+    pub async fn accept_peer(
+        &self,
+    ) -> Result<(NodeId, quinn::SendStream, quinn::RecvStream), ClientError> {
+        loop {
+            let (send, mut recv) = self.conn.accept_bi().await.map_err(connection_error)?;
+            if let Ok(Frame::Incoming { from }) = io::read_frame(&mut recv, ANSWER_TIMEOUT).await
+                && let Some(from) = NodeId::from_bytes(from)
+            {
+                return Ok((from, send, recv));
+            }
+        }
+    }
+}
+
+/// Serves peers that dial `client` by connecting each to `forward` (a local TCP
+/// service), until the relay connection ends.
+pub async fn forward_peers(
+    client: Arc<RelayClient>,
+    forward: SocketAddr,
+) -> Result<(), ClientError> {
+    client.listen().await?;
+    loop {
+        let (_from, send, recv) = client.accept_peer().await?;
+        tokio::spawn(async move {
+            if let Ok(tcp) = TcpStream::connect(forward).await {
+                let (r, w) = tcp.into_split();
+                io::splice(recv, send, r, w, Arc::new(Counters::default())).await;
+            }
+        });
+    }
+}
+
+/// Accepts local TCP connections on `listener` and carries each to `peer` through the
+/// node: the dialling side of a peer-relay port forward.
+pub async fn dial_forward(client: Arc<RelayClient>, peer: NodeId, listener: TcpListener) {
+    while let Ok((tcp, _)) = listener.accept().await {
+        let client = client.clone();
+        tokio::spawn(async move {
+            if let Ok((send, recv)) = client.dial(peer).await {
+                let (r, w) = tcp.into_split();
+                io::splice(recv, send, r, w, Arc::new(Counters::default())).await;
+            }
+        });
+    }
+}
+
+/// A local SOCKS5 proxy (no authentication, CONNECT only) whose connections become
+/// TCP flows through the node.
+pub async fn serve_socks5(client: Arc<RelayClient>, listener: TcpListener) {
+    while let Ok((tcp, _)) = listener.accept().await {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let _ = socks5_session(client, tcp).await;
+        });
+    }
+}
+
+/// The SOCKS5 reply code for a node status (RFC 1928 §6).
+fn socks_reply(status: Status) -> u8 {
+    match status {
+        Status::Ok => 0,
+        Status::DestinationIpProhibited | Status::DestinationProhibited | Status::NotOffered => 2,
+        Status::DnsError | Status::PeerNotFound => 4,
+        Status::ConnectionRefused => 5,
+        Status::ConnectionTimeout => 6,
+        Status::MalformedAuthority => 8,
+        _ => 1,
+    }
+}
+
+async fn socks5_session(client: Arc<RelayClient>, mut tcp: TcpStream) -> std::io::Result<()> {
+    let deadline = Duration::from_secs(10);
+    let greeting = tokio::time::timeout(deadline, async {
+        let mut head = [0u8; 2];
+        tcp.read_exact(&mut head).await?;
+        let mut methods = vec![0u8; usize::from(head[1])];
+        tcp.read_exact(&mut methods).await?;
+        Ok::<_, std::io::Error>((head[0], methods))
+    })
+    .await
+    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    if greeting.0 != 5 || !greeting.1.contains(&0) {
+        tcp.write_all(&[5, 0xff]).await?;
+        return Ok(());
+    }
+    tcp.write_all(&[5, 0]).await?;
+    let mut request = [0u8; 4];
+    tcp.read_exact(&mut request).await?;
+    let host = match request[3] {
+        1 => {
+            let mut ip = [0u8; 4];
+            tcp.read_exact(&mut ip).await?;
+            std::net::Ipv4Addr::from(ip).to_string()
+        }
+        3 => {
+            let mut len = [0u8; 1];
+            tcp.read_exact(&mut len).await?;
+            let mut name = vec![0u8; usize::from(len[0])];
+            tcp.read_exact(&mut name).await?;
+            String::from_utf8_lossy(&name).into_owned()
+        }
+        4 => {
+            let mut ip = [0u8; 16];
+            tcp.read_exact(&mut ip).await?;
+            format!("[{}]", std::net::Ipv6Addr::from(ip))
+        }
+        _ => {
+            tcp.write_all(&[5, 8, 0, 1, 0, 0, 0, 0, 0, 0]).await?;
+            return Ok(());
+        }
+    };
+    let mut port = [0u8; 2];
+    tcp.read_exact(&mut port).await?;
+    if request[0] != 5 || request[1] != 1 {
+        // Only CONNECT.
+        tcp.write_all(&[5, 7, 0, 1, 0, 0, 0, 0, 0, 0]).await?;
+        return Ok(());
+    }
+    let authority = format!("{host}:{}", u16::from_be_bytes(port));
+    match client.open_tcp(&authority).await {
+        Ok((send, recv)) => {
+            tcp.write_all(&[5, 0, 0, 1, 0, 0, 0, 0, 0, 0]).await?;
+            let (r, w) = tcp.into_split();
+            io::splice(r, w, recv, send, Arc::new(Counters::default())).await;
+        }
+        Err(ClientError::Refused { status, message }) => {
+            tracing_refusal(&authority, status, &message);
+            tcp.write_all(&[5, socks_reply(status), 0, 1, 0, 0, 0, 0, 0, 0])
+                .await?;
+        }
+        Err(_) => {
+            tcp.write_all(&[5, 1, 0, 1, 0, 0, 0, 0, 0, 0]).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Every refusal is shown with its status code and the node's sentence.
+#[allow(clippy::print_stderr)]
+fn tracing_refusal(authority: &str, status: Status, message: &str) {
+    eprintln!("spare relay: {authority} refused ({status}): {message}");
+}

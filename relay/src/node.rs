@@ -1,0 +1,467 @@
+//! The node side of the relay: one quinn endpoint that accepts relay clients, and
+//! serves their flows: peer relay (always) and TCP egress (when an egress policy is
+//! set). This is the I/O driver around `wire` and `policy`.
+//!
+//! Every wait that a client controls has a deadline (handshake, first frame, connect)
+//! and quinn's windows are finite, so a client that stalls or floods costs the node a
+//! bounded amount and never affects other clients.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use tokio::net::TcpStream;
+
+use crate::io::{self, Counters};
+use crate::policy::{Authority, EgressPolicy, Host, Refusal};
+use crate::ticket::{NodeId, Ticket};
+use crate::wire::{Frame, Status, VERSION};
+
+/// How the node runs its relay.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// The node's key: its TLS identity.
+    pub key: SigningKey,
+    /// The UDP address to listen on.
+    pub bind: SocketAddr,
+    /// Egress: `None` relays only between peers, never dialling anywhere itself.
+    pub egress: Option<EgressPolicy>,
+    /// Connected clients at most; more are refused before the handshake.
+    pub max_clients: usize,
+    /// Deadline for the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Deadline for a client's `Hello` and for each flow's first frame.
+    pub first_frame_timeout: Duration,
+    /// Deadline for connecting to an egress destination.
+    pub connect_timeout: Duration,
+    /// A connection with no traffic this long is closed.
+    pub idle_timeout: Duration,
+    /// Concurrent flows (streams) per client.
+    pub max_flows_per_client: u32,
+}
+
+impl NodeConfig {
+    /// Safe defaults: peer relay only, on `bind`.
+    pub fn new(key: SigningKey, bind: SocketAddr) -> Self {
+        Self {
+            key,
+            bind,
+            egress: None,
+            max_clients: 1_000,
+            handshake_timeout: Duration::from_secs(10),
+            first_frame_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            max_flows_per_client: 64,
+        }
+    }
+}
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// TLS could not be configured.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// The UDP port could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+struct Shared {
+    config: NodeConfig,
+    id: NodeId,
+    listeners: Mutex<HashMap<NodeId, quinn::Connection>>,
+    clients: AtomicUsize,
+    counters: Arc<Counters>,
+}
+
+/// A running relay node. Dropping it closes the endpoint.
+pub struct RelayNode {
+    endpoint: quinn::Endpoint,
+    shared: Arc<Shared>,
+}
+
+/// Finite flow-control windows: quinn's default connection receive window is
+/// unbounded, which would let one client make the node buffer without limit.
+pub fn transport_config(idle: Duration, max_streams: u32) -> quinn::TransportConfig {
+    let mut t = quinn::TransportConfig::default();
+    t.stream_receive_window(quinn::VarInt::from_u32(4 << 20));
+    t.receive_window(quinn::VarInt::from_u32(16 << 20));
+    t.send_window(8 << 20);
+    t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(max_streams));
+    t.max_concurrent_uni_streams(quinn::VarInt::from_u32(0));
+    t.datagram_receive_buffer_size(Some(1 << 20));
+    if let Ok(idle) = quinn::IdleTimeout::try_from(idle) {
+        t.max_idle_timeout(Some(idle));
+    }
+    t
+}
+
+impl RelayNode {
+    /// Starts the node on the current tokio runtime.
+    pub fn start(config: NodeConfig) -> Result<RelayNode, NodeError> {
+        let tls = crate::tls::server_config(&config.key)?;
+        let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+            .map_err(|e| crate::tls::TlsError::from_message(e.to_string()))?;
+        let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
+        server.transport_config(Arc::new(transport_config(
+            config.idle_timeout,
+            config.max_flows_per_client,
+        )));
+        let endpoint =
+            quinn::Endpoint::server(server, config.bind).map_err(|source| NodeError::Bind {
+                addr: config.bind,
+                source,
+            })?;
+        let id = NodeId::from_bytes(config.key.verifying_key().to_bytes())
+            .ok_or_else(|| crate::tls::TlsError::from_message("invalid node key".into()))?;
+        let shared = Arc::new(Shared {
+            config,
+            id,
+            listeners: Mutex::new(HashMap::new()),
+            clients: AtomicUsize::new(0),
+            counters: Arc::new(Counters::default()),
+        });
+        let accepting = endpoint.clone();
+        let state = shared.clone();
+        tokio::spawn(async move {
+            while let Some(incoming) = accepting.accept().await {
+                if state.clients.load(Ordering::SeqCst) >= state.config.max_clients {
+                    incoming.refuse();
+                    continue;
+                }
+                tokio::spawn(serve_connection(state.clone(), incoming));
+            }
+        });
+        Ok(RelayNode { endpoint, shared })
+    }
+
+    /// The address the endpoint listens on.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+
+    /// The node's id.
+    pub fn id(&self) -> NodeId {
+        self.shared.id
+    }
+
+    /// A ticket for this node at `addresses` (or at its listening address).
+    pub fn ticket(&self, addresses: Vec<SocketAddr>) -> Option<Ticket> {
+        let addresses = if addresses.is_empty() {
+            vec![self.local_addr().ok()?]
+        } else {
+            addresses
+        };
+        Ticket::new(self.shared.id, addresses)
+    }
+
+    /// Bytes relayed so far, client to destination and back.
+    pub fn relayed(&self) -> (u64, u64) {
+        (
+            self.shared.counters.up.load(Ordering::Relaxed),
+            self.shared.counters.down.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Clients connected now.
+    pub fn clients(&self) -> usize {
+        self.shared.clients.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for RelayNode {
+    fn drop(&mut self) {
+        self.endpoint
+            .close(quinn::VarInt::from_u32(0), b"node stopping");
+    }
+}
+
+/// Counts a connected client for as long as it lives.
+struct ClientSlot(Arc<Shared>);
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.0.clients.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn serve_connection(shared: Arc<Shared>, incoming: quinn::Incoming) {
+    shared.clients.fetch_add(1, Ordering::SeqCst);
+    let _slot = ClientSlot(shared.clone());
+    let config = &shared.config;
+    let Ok(Ok(conn)) = tokio::time::timeout(config.handshake_timeout, incoming).await else {
+        return;
+    };
+    let Some(client) = crate::tls::peer_id(&conn) else {
+        conn.close(quinn::VarInt::from_u32(1), b"no client key");
+        return;
+    };
+    // The control stream: Hello first, within the deadline.
+    let Ok(Ok((mut control_send, mut control_recv))) =
+        tokio::time::timeout(config.first_frame_timeout, conn.accept_bi()).await
+    else {
+        conn.close(quinn::VarInt::from_u32(2), b"no control stream in time");
+        return;
+    };
+    match io::read_frame(&mut control_recv, config.first_frame_timeout).await {
+        Ok(Frame::Hello { version }) if version == VERSION => {}
+        Ok(Frame::Hello { version }) => {
+            let message = format!("this node speaks relay protocol {VERSION}, not {version}");
+            let _ = io::write_frame(
+                &mut control_send,
+                &Frame::Status {
+                    status: Status::NotOffered,
+                    message,
+                },
+            )
+            .await;
+            let _ = control_send.finish();
+            return;
+        }
+        _ => {
+            conn.close(quinn::VarInt::from_u32(3), b"expected hello");
+            return;
+        }
+    }
+    let welcome = Frame::Welcome {
+        version: VERSION,
+        session: *blake3::hash(&conn.stable_id().to_le_bytes()).as_bytes(),
+        price_per_gib: 0,
+        promise_margin: u64::MAX >> 2,
+    };
+    if io::write_frame(&mut control_send, &welcome).await.is_err() {
+        return;
+    }
+    tokio::spawn(serve_control(
+        shared.clone(),
+        client,
+        conn.clone(),
+        control_send,
+        control_recv,
+    ));
+    while let Ok((send, recv)) = conn.accept_bi().await {
+        tokio::spawn(serve_flow(shared.clone(), client, send, recv));
+    }
+    forget_listener(&shared, client, &conn);
+}
+
+fn forget_listener(shared: &Shared, client: NodeId, conn: &quinn::Connection) {
+    if let Ok(mut listeners) = shared.listeners.lock()
+        && listeners.get(&client).map(quinn::Connection::stable_id) == Some(conn.stable_id())
+    {
+        listeners.remove(&client);
+    }
+}
+
+async fn serve_control(
+    shared: Arc<Shared>,
+    client: NodeId,
+    conn: quinn::Connection,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
+    // No deadline between control frames: the connection's idle timeout applies.
+    let forever = Duration::from_secs(u64::from(u32::MAX));
+    loop {
+        match io::read_frame(&mut recv, forever).await {
+            Ok(Frame::Listen) => {
+                if let Ok(mut listeners) = shared.listeners.lock() {
+                    listeners.insert(client, conn.clone());
+                }
+            }
+            Ok(Frame::Ping { nonce }) => {
+                if io::write_frame(&mut send, &Frame::Pong { nonce })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            // Promises are accepted on the wire; metering them is the next step.
+            Ok(Frame::Promise { .. } | Frame::Pong { .. }) => {}
+            Ok(_) => {
+                conn.close(
+                    quinn::VarInt::from_u32(4),
+                    b"unexpected frame on the control stream",
+                );
+                return;
+            }
+            Err(_) => {
+                // A malformed frame is hostile or broken: close the connection.
+                conn.close(quinn::VarInt::from_u32(5), b"malformed control stream");
+                forget_listener(&shared, client, &conn);
+                return;
+            }
+        }
+    }
+}
+
+async fn refuse(send: &mut quinn::SendStream, status: Status, message: String) {
+    let _ = io::write_frame(send, &Frame::Status { status, message }).await;
+    let _ = send.finish();
+}
+
+async fn serve_flow(
+    shared: Arc<Shared>,
+    client: NodeId,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
+    let first = io::read_frame(&mut recv, shared.config.first_frame_timeout).await;
+    match first {
+        Ok(Frame::Connect { authority }) => egress(&shared, &authority, send, recv).await,
+        Ok(Frame::Dial { peer }) => peer_relay(&shared, client, peer, send, recv).await,
+        Ok(Frame::ConnectUdp { .. }) => {
+            refuse(
+                &mut send,
+                Status::NotOffered,
+                "UDP egress is not offered by this node".into(),
+            )
+            .await;
+        }
+        Ok(_) => {
+            refuse(
+                &mut send,
+                Status::NotOffered,
+                "a flow starts with Connect or Dial".into(),
+            )
+            .await;
+        }
+        Err(_) => {
+            let _ = send.reset(quinn::VarInt::from_u32(6));
+        }
+    }
+}
+
+fn refusal_status(refusal: &Refusal) -> Status {
+    match refusal {
+        Refusal::MalformedAuthority(_) => Status::MalformedAuthority,
+        Refusal::Prohibited { .. } | Refusal::NodeAddress(_) => Status::DestinationIpProhibited,
+        Refusal::PortBlocked(_) | Refusal::NotAllowListed(_) => Status::DestinationProhibited,
+    }
+}
+
+async fn egress(
+    shared: &Shared,
+    authority: &str,
+    mut send: quinn::SendStream,
+    recv: quinn::RecvStream,
+) {
+    let Some(policy) = &shared.config.egress else {
+        let message = "this node relays between peers only; egress is off".into();
+        return refuse(&mut send, Status::NotOffered, message).await;
+    };
+    let checked = authority
+        .parse::<Authority>()
+        .and_then(|a| policy.check_authority(&a).map(|()| a));
+    let authority = match checked {
+        Ok(a) => a,
+        Err(refusal) => {
+            return refuse(&mut send, refusal_status(&refusal), refusal.to_string()).await;
+        }
+    };
+    // Resolve here, check every answer, and connect to the exact address checked: a
+    // name that resolves to a forbidden address is refused, whatever it is called.
+    let candidates: Vec<SocketAddr> = match &authority.host {
+        Host::Ip(ip) => vec![SocketAddr::new(*ip, authority.port)],
+        Host::Name(name) => match tokio::net::lookup_host((name.as_str(), authority.port)).await {
+            Ok(addrs) => addrs.collect(),
+            Err(e) => {
+                let message = format!("{name} did not resolve: {e}");
+                return refuse(&mut send, Status::DnsError, message).await;
+            }
+        },
+    };
+    let mut first_refusal = None;
+    let mut target = None;
+    for addr in candidates {
+        match policy.check_address(addr.ip()) {
+            Ok(()) => {
+                target = Some(addr);
+                break;
+            }
+            Err(refusal) => {
+                first_refusal.get_or_insert(refusal);
+            }
+        }
+    }
+    let Some(target) = target else {
+        let (status, message) = match first_refusal {
+            Some(r) => (refusal_status(&r), format!("{authority}: {r}")),
+            None => (Status::DnsError, format!("{authority} has no addresses")),
+        };
+        return refuse(&mut send, status, message).await;
+    };
+    let tcp = match tokio::time::timeout(shared.config.connect_timeout, TcpStream::connect(target))
+        .await
+    {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(e)) => {
+            let message = format!("{authority} ({target}) refused the connection: {e}");
+            return refuse(&mut send, Status::ConnectionRefused, message).await;
+        }
+        Err(_) => {
+            let message = format!("{authority} ({target}) did not answer in time");
+            return refuse(&mut send, Status::ConnectionTimeout, message).await;
+        }
+    };
+    let ok = Frame::Status {
+        status: Status::Ok,
+        message: String::new(),
+    };
+    if io::write_frame(&mut send, &ok).await.is_err() {
+        return;
+    }
+    let _ = tcp.set_nodelay(true);
+    let (tcp_read, tcp_write) = tcp.into_split();
+    io::splice(recv, send, tcp_read, tcp_write, shared.counters.clone()).await;
+}
+
+async fn peer_relay(
+    shared: &Shared,
+    client: NodeId,
+    peer: [u8; 32],
+    mut send: quinn::SendStream,
+    recv: quinn::RecvStream,
+) {
+    let listener = NodeId::from_bytes(peer).and_then(|id| {
+        shared
+            .listeners
+            .lock()
+            .ok()
+            .and_then(|l| l.get(&id).cloned())
+    });
+    let Some(listener) = listener else {
+        let message = "no client with that id is listening on this node".into();
+        return refuse(&mut send, Status::PeerNotFound, message).await;
+    };
+    let Ok((mut to_peer, from_peer)) = listener.open_bi().await else {
+        let message = "the peer went away".into();
+        return refuse(&mut send, Status::PeerNotFound, message).await;
+    };
+    let incoming = Frame::Incoming {
+        from: *client.as_bytes(),
+    };
+    if io::write_frame(&mut to_peer, &incoming).await.is_err() {
+        let message = "the peer went away".into();
+        return refuse(&mut send, Status::PeerNotFound, message).await;
+    }
+    let ok = Frame::Status {
+        status: Status::Ok,
+        message: String::new(),
+    };
+    if io::write_frame(&mut send, &ok).await.is_err() {
+        return;
+    }
+    io::splice(recv, send, from_peer, to_peer, shared.counters.clone()).await;
+}

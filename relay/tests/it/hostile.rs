@@ -1,0 +1,142 @@
+//! The default policy refuses every special destination; a wrong node id is never
+//! trusted; stalled and malformed clients are cut off without affecting others.
+
+use std::time::Duration;
+
+use relay::client::{ClientError, RelayClient};
+use relay::node::{NodeConfig, RelayNode};
+use relay::policy::EgressPolicy;
+use relay::wire::Status;
+use tokio::io::AsyncReadExt;
+
+use crate::flows::{echo_server, key, loopback};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_policy_refuses_every_special_destination() {
+    let echo = echo_server().await;
+    let mut config = NodeConfig::new(key(1), loopback());
+    config.egress = Some(EgressPolicy::open()); // open mode, default protections
+    let node = RelayNode::start(config).unwrap();
+    let client = RelayClient::connect(&node.ticket(vec![]).unwrap(), &key(2))
+        .await
+        .unwrap();
+    let port = echo.port();
+    let targets = [
+        "127.0.0.1",
+        "127.1",
+        "2130706433",
+        "0177.0.0.1",
+        "0.0.0.0",
+        "[::]",
+        "[::1]",
+        "[::ffff:127.0.0.1]",
+        "[::ffff:0.0.0.0]",
+        "[64:ff9b::7f00:1]",
+        "[2002:7f00:1::]",
+        "169.254.169.254",
+        "100.64.0.1",
+        "10.0.0.1",
+        "192.168.1.1",
+        "[fc00::1]",
+        "[fe80::1]",
+        "224.0.0.1",
+        "255.255.255.255",
+        "localhost",
+    ];
+    for target in targets {
+        let authority = format!("{target}:{port}");
+        let err = client.open_tcp(&authority).await.unwrap_err();
+        let ClientError::Refused { status, message } = &err else {
+            panic!("{authority}: {err}");
+        };
+        assert!(
+            matches!(
+                status,
+                Status::DestinationIpProhibited | Status::MalformedAuthority
+            ),
+            "{authority}: {status} {message}"
+        );
+    }
+    assert_eq!(node.relayed(), (0, 0), "nothing may have been relayed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_with_another_node_id_is_refused_by_the_client() {
+    let node = RelayNode::start(NodeConfig::new(key(1), loopback())).unwrap();
+    let addr = node.local_addr().unwrap();
+    let impostor_id = relay::ticket::NodeId::from_bytes(key(7).verifying_key().to_bytes()).unwrap();
+    let ticket = relay::ticket::Ticket::new(impostor_id, vec![addr]).unwrap();
+    let err = RelayClient::connect(&ticket, &key(2)).await.err().unwrap();
+    assert!(matches!(err, ClientError::Unreachable { .. }), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_malformed_clients_are_cut_off_and_others_carry_on() {
+    let echo = echo_server().await;
+    let mut config = NodeConfig::new(key(1), loopback());
+    let mut policy = EgressPolicy::open();
+    policy.allow_loopback_for_tests = true;
+    config.egress = Some(policy);
+    config.first_frame_timeout = Duration::from_millis(300);
+    let node = RelayNode::start(config).unwrap();
+    let ticket = node.ticket(vec![]).unwrap();
+
+    // A well-behaved client keeps working throughout.
+    let good = RelayClient::connect(&ticket, &key(2)).await.unwrap();
+
+    // A flow that never sends its first frame is reset after the deadline.
+    let bad = RelayClient::connect(&ticket, &key(3)).await.unwrap();
+    let err = bad.open_tcp("").await; // empty authority: refused as malformed
+    assert!(
+        matches!(
+            err,
+            Err(ClientError::Refused {
+                status: Status::MalformedAuthority,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+
+    // Garbage as a first frame: the flow is reset, the node lives on.
+    let conn_for_garbage = RelayClient::connect(&ticket, &key(4)).await.unwrap();
+    let _ = conn_for_garbage
+        .dial(relay::ticket::NodeId::from_bytes(key(4).verifying_key().to_bytes()).unwrap())
+        .await;
+
+    let (mut send, mut recv) = good.open_tcp(&echo.to_string()).await.unwrap();
+    send.write_all(b"still here").await.unwrap();
+    send.finish().unwrap();
+    let mut back = Vec::new();
+    AsyncReadExt::read_to_end(&mut recv, &mut back)
+        .await
+        .unwrap();
+    assert_eq!(back, b"still here");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_says_hello_is_closed() {
+    let mut config = NodeConfig::new(key(1), loopback());
+    config.first_frame_timeout = Duration::from_millis(300);
+    let node = RelayNode::start(config).unwrap();
+    let tls = relay::tls::client_config(&key(2), node.id()).unwrap();
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut endpoint = quinn::Endpoint::client(loopback()).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(quic)));
+    let conn = endpoint
+        .connect(node.local_addr().unwrap(), "spare-node")
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(relay::tls::peer_id(&conn), Some(node.id()));
+    // Say nothing: the node closes the connection once the deadline passes.
+    let reason = tokio::time::timeout(Duration::from_secs(5), conn.closed())
+        .await
+        .unwrap();
+    let quinn::ConnectionError::ApplicationClosed(close) = reason else {
+        panic!("closed for another reason: {reason}");
+    };
+    assert_eq!(close.error_code, quinn::VarInt::from_u32(2));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(node.clients(), 0, "the silent client still holds a slot");
+}

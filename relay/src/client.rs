@@ -7,13 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
+use std::sync::Mutex as StdMutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
+
+use receipt::{EntryKind, MicroCredits, Network, PartyId, Receipt};
 use tokio::sync::Mutex;
 
-use crate::io::{self, Counters};
 use crate::ticket::{NodeId, Ticket};
 use crate::wire::{Frame, Status, VERSION};
+use crate::{io, metering};
 
 /// Why a client operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -50,12 +54,58 @@ fn connection_error(e: impl std::fmt::Display) -> ClientError {
 pub struct RelayClient {
     _endpoint: quinn::Endpoint,
     conn: quinn::Connection,
-    control: Mutex<quinn::SendStream>,
+    control: Arc<Mutex<quinn::SendStream>>,
     node: NodeId,
+    payer: Arc<Payer>,
 }
 
 /// How long to wait for the node's answers.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The client's side of payment: answers the node's usage reports with signed
+/// cumulative promises, a little ahead of use so flows never wait.
+struct Payer {
+    key: SigningKey,
+    node: PartyId,
+    session: [u8; 32],
+    network: String,
+    price_per_gib: u64,
+    margin: u64,
+    paying: AtomicBool,
+    last_usage: StdMutex<u64>,
+    /// The latest pause or refusal the node announced, for the user.
+    notice: StdMutex<Option<(Status, String)>>,
+}
+
+impl Payer {
+    fn promise_for(&self, used: u64) -> Option<Frame> {
+        if self.price_per_gib == 0 || !self.paying.load(Ordering::SeqCst) {
+            return None;
+        }
+        let bytes = used.saturating_add(self.margin / 2).min(receipt::MAX_UNITS);
+        let due = u128::from(bytes) * u128::from(self.price_per_gib) / u128::from(metering::GIB);
+        let amount = i64::try_from(due).ok()?.min(receipt::MAX_AMOUNT);
+        let issued_at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let signed = Receipt {
+            kind: EntryKind::RelaySession,
+            network: Network::new(self.network.clone()).ok()?,
+            payee: self.node,
+            counterparty: PartyId::of(&self.key),
+            units: bytes,
+            amount: MicroCredits(amount),
+            issued_at_ms,
+            reference: self.session,
+        }
+        .sign(&self.key)
+        .ok()?;
+        Some(Frame::Promise {
+            receipt: signed.bytes,
+            signature: signed.signature,
+        })
+    }
+}
 
 impl RelayClient {
     /// Connects to the node in `ticket`, trying its addresses in order.
@@ -90,7 +140,7 @@ impl RelayClient {
                 }
             };
             match tokio::time::timeout(ANSWER_TIMEOUT, connecting).await {
-                Ok(Ok(conn)) => return Self::hello(endpoint, conn, ticket.node).await,
+                Ok(Ok(conn)) => return Self::hello(endpoint, conn, ticket.node, key).await,
                 Ok(Err(e)) => last = format!("{addr}: {e}"),
                 Err(_) => last = format!("{addr}: no answer in {ANSWER_TIMEOUT:?}"),
             }
@@ -105,30 +155,98 @@ impl RelayClient {
         endpoint: quinn::Endpoint,
         conn: quinn::Connection,
         node: NodeId,
+        key: &SigningKey,
     ) -> Result<RelayClient, ClientError> {
         let (mut send, mut recv) = conn.open_bi().await.map_err(connection_error)?;
         io::write_frame(&mut send, &Frame::Hello { version: VERSION })
             .await
             .map_err(connection_error)?;
-        match io::read_frame(&mut recv, ANSWER_TIMEOUT).await {
-            Ok(Frame::Welcome { .. }) => {}
+        let payer = match io::read_frame(&mut recv, ANSWER_TIMEOUT).await {
+            Ok(Frame::Welcome {
+                session,
+                price_per_gib,
+                promise_margin,
+                network,
+                ..
+            }) => Arc::new(Payer {
+                key: key.clone(),
+                node: PartyId::from_bytes(*node.as_bytes())
+                    .map_err(|e| connection_error(e.to_string()))?,
+                session,
+                network,
+                price_per_gib,
+                margin: promise_margin,
+                paying: AtomicBool::new(true),
+                last_usage: StdMutex::new(0),
+                notice: StdMutex::new(None),
+            }),
             Ok(Frame::Status { status, message }) => {
                 return Err(ClientError::Refused { status, message });
             }
             Ok(other) => return Err(connection_error(format!("unexpected {other:?}"))),
             Err(e) => return Err(connection_error(e)),
-        }
-        // The control stream's replies (pongs, usage) are read and dropped for now.
+        };
+        let control = Arc::new(Mutex::new(send));
+        // The control stream: usage reports are answered with promises; pauses and
+        // refusals are kept for the user.
+        let reader_payer = payer.clone();
+        let reader_control = control.clone();
         tokio::spawn(async move {
             let forever = Duration::from_secs(u64::from(u32::MAX));
-            while io::read_frame(&mut recv, forever).await.is_ok() {}
+            while let Ok(frame) = io::read_frame(&mut recv, forever).await {
+                let used = match frame {
+                    Frame::Usage { up, down } => Some(up.saturating_add(down)),
+                    Frame::Paused { status, message } | Frame::Status { status, message } => {
+                        if let Ok(mut notice) = reader_payer.notice.lock() {
+                            *notice = Some((status, message));
+                        }
+                        None
+                    }
+                    Frame::Resumed => {
+                        if let Ok(mut notice) = reader_payer.notice.lock() {
+                            *notice = None;
+                        }
+                        None
+                    }
+                    _ => None,
+                };
+                if let Some(used) = used {
+                    if let Ok(mut last) = reader_payer.last_usage.lock() {
+                        *last = used;
+                    }
+                    if let Some(promise) = reader_payer.promise_for(used) {
+                        let mut control = reader_control.lock().await;
+                        let _ = io::write_frame(&mut *control, &promise).await;
+                    }
+                }
+            }
         });
         Ok(RelayClient {
             _endpoint: endpoint,
             conn,
-            control: Mutex::new(send),
+            control,
             node,
+            payer,
         })
+    }
+
+    /// Turns paying on or off (on by default). Turning it on promises for everything
+    /// relayed so far at once.
+    pub async fn set_paying(&self, paying: bool) {
+        self.payer.paying.store(paying, Ordering::SeqCst);
+        if !paying {
+            return;
+        }
+        let used = self.payer.last_usage.lock().map(|u| *u).unwrap_or(0);
+        if let Some(promise) = self.payer.promise_for(used) {
+            let mut control = self.control.lock().await;
+            let _ = io::write_frame(&mut *control, &promise).await;
+        }
+    }
+
+    /// The node's latest pause or refusal notice, if one stands.
+    pub fn notice(&self) -> Option<(Status, String)> {
+        self.payer.notice.lock().ok().and_then(|n| n.clone())
     }
 
     /// The node this client is connected to.
@@ -199,6 +317,15 @@ impl RelayClient {
     }
 }
 
+impl Drop for RelayClient {
+    fn drop(&mut self) {
+        // The control task holds streams of the connection; closing it ends them, and
+        // tells the node the session is over.
+        self.conn
+            .close(quinn::VarInt::from_u32(0), b"client closing");
+    }
+}
+
 /// Serves peers that dial `client` by connecting each to `forward` (a local TCP
 /// service), until the relay connection ends.
 pub async fn forward_peers(
@@ -211,7 +338,7 @@ pub async fn forward_peers(
         tokio::spawn(async move {
             if let Ok(tcp) = TcpStream::connect(forward).await {
                 let (r, w) = tcp.into_split();
-                io::splice(recv, send, r, w, Arc::new(Counters::default())).await;
+                io::splice(recv, send, r, w, io::Gate::default()).await;
             }
         });
     }
@@ -225,7 +352,7 @@ pub async fn dial_forward(client: Arc<RelayClient>, peer: NodeId, listener: TcpL
         tokio::spawn(async move {
             if let Ok((send, recv)) = client.dial(peer).await {
                 let (r, w) = tcp.into_split();
-                io::splice(recv, send, r, w, Arc::new(Counters::default())).await;
+                io::splice(recv, send, r, w, io::Gate::default()).await;
             }
         });
     }
@@ -308,7 +435,7 @@ async fn socks5_session(client: Arc<RelayClient>, mut tcp: TcpStream) -> std::io
         Ok((send, recv)) => {
             tcp.write_all(&[5, 0, 0, 1, 0, 0, 0, 0, 0, 0]).await?;
             let (r, w) = tcp.into_split();
-            io::splice(r, w, recv, send, Arc::new(Counters::default())).await;
+            io::splice(r, w, recv, send, io::Gate::default()).await;
         }
         Err(ClientError::Refused { status, message }) => {
             tracing_refusal(&authority, status, &message);

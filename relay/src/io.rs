@@ -1,13 +1,17 @@
 //! Stream helpers shared by the node and the client: reading exactly one frame, and
-//! splicing two byte streams while counting what moved.
+//! splicing two byte streams through a gate that limits, meters and charges them.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use receipt::{SignedReceipt, VerifiedReceipt};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::sync::{Notify, mpsc};
 
-use crate::wire::{self, Frame, MAX_FRAME, WireError};
+use crate::limits::TokenBucket;
+use crate::metering::{Meter, MeterState, PromiseError};
+use crate::wire::{self, Frame, MAX_FRAME, Status, WireError};
 
 /// Why reading a frame failed.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +79,41 @@ pub struct Counters {
     pub down: AtomicU64,
 }
 
+/// A rate limit shared by flows: a token bucket behind a lock.
+pub type SharedBucket = Arc<Mutex<TokenBucket>>;
+
+/// A token bucket for `rate` bytes per second (0: unlimited) with 100 ms of burst.
+pub fn bucket(rate: u64) -> Option<SharedBucket> {
+    (rate > 0).then(|| {
+        Arc::new(Mutex::new(TokenBucket::new(
+            rate,
+            rate / 10,
+            Instant::now(),
+        )))
+    })
+}
+
+/// What a flow's bytes pass through on their way: rate limits (by back-pressure: a
+/// flow waits for tokens before it reads on), the session's payment allowance, and
+/// the counters that meter them.
+#[derive(Clone, Default)]
+pub struct Gate {
+    /// Counters to add every byte to (the node's, the session's).
+    pub counters: Vec<Arc<Counters>>,
+    /// Buckets limiting client-to-destination bytes.
+    pub up: Vec<SharedBucket>,
+    /// Buckets limiting destination-to-client bytes.
+    pub down: Vec<SharedBucket>,
+    /// The session's payment allowance, when the node charges.
+    pub allowance: Option<Arc<Allowance>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Up,
+    Down,
+}
+
 /// Copies both ways until both sides finish, counting bytes as they are written;
 /// each side's end is passed on as a shutdown of the other.
 pub async fn splice<CR, CW, OR, OW>(
@@ -82,7 +121,7 @@ pub async fn splice<CR, CW, OR, OW>(
     mut client_write: CW,
     mut other_read: OR,
     mut other_write: OW,
-    counters: Arc<Counters>,
+    gate: Gate,
 ) where
     CR: AsyncRead + Unpin,
     CW: AsyncWrite + Unpin,
@@ -90,30 +129,173 @@ pub async fn splice<CR, CW, OR, OW>(
     OW: AsyncWrite + Unpin,
 {
     let up = async {
-        copy_counting(&mut client_read, &mut other_write, &counters.up).await;
+        copy_gated(&mut client_read, &mut other_write, &gate, Direction::Up).await;
         let _ = other_write.shutdown().await;
     };
     let down = async {
-        copy_counting(&mut other_read, &mut client_write, &counters.down).await;
+        copy_gated(&mut other_read, &mut client_write, &gate, Direction::Down).await;
         let _ = client_write.shutdown().await;
     };
     tokio::join!(up, down);
 }
 
-async fn copy_counting<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+/// The most one read takes, so that waits for tokens stay short.
+const CHUNK: usize = 64 * 1024;
+
+async fn copy_gated<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     from: &mut R,
     to: &mut W,
-    counter: &AtomicU64,
+    gate: &Gate,
+    direction: Direction,
 ) {
-    let mut buf = vec![0u8; 64 * 1024];
+    let buckets = match direction {
+        Direction::Up => &gate.up,
+        Direction::Down => &gate.down,
+    };
+    let mut buf = vec![0u8; CHUNK];
     loop {
+        if let Some(allowance) = &gate.allowance {
+            allowance.wait().await;
+        }
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
+        for bucket in buckets {
+            take_tokens(bucket, n as u64).await;
+        }
         if to.write_all(&buf[..n]).await.is_err() {
             return;
         }
-        counter.fetch_add(n as u64, Ordering::Relaxed);
+        for counters in &gate.counters {
+            let counter = match direction {
+                Direction::Up => &counters.up,
+                Direction::Down => &counters.down,
+            };
+            counter.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        if let Some(allowance) = &gate.allowance {
+            allowance.record(direction == Direction::Up, n as u64);
+        }
+    }
+}
+
+/// Waits until `bytes` tokens were taken from `bucket`.
+async fn take_tokens(bucket: &SharedBucket, bytes: u64) {
+    let mut got = 0u64;
+    while got < bytes {
+        let wait = {
+            let Ok(mut b) = bucket.lock() else { return };
+            let now = Instant::now();
+            got += b.grant(now, bytes - got);
+            if got >= bytes {
+                return;
+            }
+            b.wait_for(now, bytes - got)
+        };
+        tokio::time::sleep(wait.max(Duration::from_micros(100))).await;
+    }
+}
+
+/// A session's payment allowance: bytes relayed against the client's promises. Flows
+/// wait here while the client owes more than the margin; the control stream tells the
+/// client it is paused, and resumed once a promise catches up.
+pub struct Allowance {
+    meter: Mutex<Meter>,
+    changed: Notify,
+    paused: AtomicBool,
+    control: mpsc::UnboundedSender<Frame>,
+    /// Usage is reported to the client each time this many more bytes moved.
+    report_every: u64,
+    reported: AtomicU64,
+}
+
+impl Allowance {
+    /// An allowance for `meter`; pause and resume notices go to `control`.
+    pub fn new(meter: Meter, control: mpsc::UnboundedSender<Frame>) -> Self {
+        let report_every = (meter.terms().margin / 4).max(64 * 1024);
+        Self {
+            meter: Mutex::new(meter),
+            changed: Notify::new(),
+            paused: AtomicBool::new(false),
+            control,
+            report_every,
+            reported: AtomicU64::new(0),
+        }
+    }
+
+    fn report(&self, up: u64, down: u64) {
+        let _ = self.control.send(Frame::Usage { up, down });
+        self.reported
+            .store(up.saturating_add(down), Ordering::SeqCst);
+    }
+
+    fn record(&self, up: bool, bytes: u64) {
+        let usage = self.meter.lock().ok().map(|mut m| {
+            if up {
+                m.record(bytes, 0);
+            } else {
+                m.record(0, bytes);
+            }
+            m.relayed()
+        });
+        if let Some((up, down)) = usage {
+            let total = up.saturating_add(down);
+            if total.saturating_sub(self.reported.load(Ordering::SeqCst)) >= self.report_every {
+                self.report(up, down);
+            }
+        }
+    }
+
+    /// Returns at once while the client is within its margin; otherwise waits for a
+    /// promise that catches up.
+    pub async fn wait(&self) {
+        loop {
+            let notified = self.changed.notified();
+            let state = self
+                .meter
+                .lock()
+                .map(|m| m.state())
+                .unwrap_or(MeterState::Serving);
+            match state {
+                MeterState::Serving => {
+                    if self.paused.swap(false, Ordering::SeqCst) {
+                        let _ = self.control.send(Frame::Resumed);
+                    }
+                    return;
+                }
+                MeterState::Paused { lag } => {
+                    if !self.paused.swap(true, Ordering::SeqCst) {
+                        if let Ok((up, down)) = self.meter.lock().map(|m| m.relayed()) {
+                            self.report(up, down);
+                        }
+                        let _ = self.control.send(Frame::Paused {
+                            status: Status::PaymentRequired,
+                            message: format!(
+                                "{lag} bytes relayed beyond your last promise: send a promise \
+                                 to continue"
+                            ),
+                        });
+                    }
+                    notified.await;
+                }
+            }
+        }
+    }
+
+    /// Takes a promise from the control stream.
+    pub fn on_promise(&self, promise: &SignedReceipt) -> Result<(), PromiseError> {
+        let result = self
+            .meter
+            .lock()
+            .map_err(|_| PromiseError::WrongSession("the meter is unavailable"))?
+            .on_promise(promise);
+        self.changed.notify_waiters();
+        result
+    }
+
+    /// The latest accepted promise: the session's ledger receipt.
+    pub fn latest(&self) -> Option<VerifiedReceipt> {
+        self.meter.lock().ok().and_then(|m| m.latest().cloned())
     }
 }

@@ -13,9 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
+use receipt::{PartyId, SignedReceipt, VerifiedReceipt};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 
 use crate::io::{self, Counters};
+use crate::metering::{Meter, Terms};
 use crate::policy::{Authority, EgressPolicy, Host, Refusal};
 use crate::ticket::{NodeId, Ticket};
 use crate::wire::{Frame, Status, VERSION};
@@ -41,6 +44,31 @@ pub struct NodeConfig {
     pub idle_timeout: Duration,
     /// Concurrent flows (streams) per client.
     pub max_flows_per_client: u32,
+    /// Per-client caps, bytes per second client → destination and back (0: none).
+    pub client_rate: (u64, u64),
+    /// Whole-node caps, bytes per second up and down (0: none).
+    pub node_rate: (u64, u64),
+    /// Price in micro-credits per GiB relayed; 0 relays without promises.
+    pub price_per_gib: u64,
+    /// Bytes a client may be relayed beyond its last promise before it is paused.
+    pub promise_margin: u64,
+    /// The network promises are made on (`demo` for demo traffic).
+    pub network: String,
+    /// Where each finished session is reported (for the ledger).
+    pub sessions: Option<mpsc::UnboundedSender<SessionRecord>>,
+}
+
+/// A finished session: what was relayed and the latest promise that pays for it.
+#[derive(Debug)]
+pub struct SessionRecord {
+    /// The client.
+    pub client: NodeId,
+    /// Bytes client → destination.
+    pub up: u64,
+    /// Bytes destination → client.
+    pub down: u64,
+    /// The client's latest valid promise: the ledger entry's receipt.
+    pub receipt: Option<VerifiedReceipt>,
 }
 
 impl NodeConfig {
@@ -56,6 +84,12 @@ impl NodeConfig {
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             max_flows_per_client: 64,
+            client_rate: (0, 0),
+            node_rate: (0, 0),
+            price_per_gib: 0,
+            promise_margin: 64 << 20,
+            network: "demo".into(),
+            sessions: None,
         }
     }
 }
@@ -82,6 +116,8 @@ struct Shared {
     listeners: Mutex<HashMap<NodeId, quinn::Connection>>,
     clients: AtomicUsize,
     counters: Arc<Counters>,
+    node_up: Option<io::SharedBucket>,
+    node_down: Option<io::SharedBucket>,
 }
 
 /// A running relay node. Dropping it closes the endpoint.
@@ -124,12 +160,16 @@ impl RelayNode {
             })?;
         let id = NodeId::from_bytes(config.key.verifying_key().to_bytes())
             .ok_or_else(|| crate::tls::TlsError::from_message("invalid node key".into()))?;
+        let node_up = io::bucket(config.node_rate.0);
+        let node_down = io::bucket(config.node_rate.1);
         let shared = Arc::new(Shared {
             config,
             id,
             listeners: Mutex::new(HashMap::new()),
             clients: AtomicUsize::new(0),
             counters: Arc::new(Counters::default()),
+            node_up,
+            node_down,
         });
         let accepting = endpoint.clone();
         let state = shared.clone();
@@ -233,26 +273,81 @@ async fn serve_connection(shared: Arc<Shared>, incoming: quinn::Incoming) {
             return;
         }
     }
+    let session = *blake3::hash(&conn.stable_id().to_le_bytes()).as_bytes();
     let welcome = Frame::Welcome {
         version: VERSION,
-        session: *blake3::hash(&conn.stable_id().to_le_bytes()).as_bytes(),
-        price_per_gib: 0,
-        promise_margin: u64::MAX >> 2,
+        session,
+        price_per_gib: config.price_per_gib,
+        promise_margin: config.promise_margin,
+        network: config.network.clone(),
     };
     if io::write_frame(&mut control_send, &welcome).await.is_err() {
         return;
     }
+    // One writer owns the control stream; flows and the control reader send to it.
+    let (control_tx, mut control_rx) = mpsc::unbounded_channel::<Frame>();
+    tokio::spawn(async move {
+        while let Some(frame) = control_rx.recv().await {
+            if io::write_frame(&mut control_send, &frame).await.is_err() {
+                return;
+            }
+        }
+    });
+    let session_counters = Arc::new(Counters::default());
+    let allowance = (config.price_per_gib > 0).then(|| {
+        Arc::new(io::Allowance::new(
+            Meter::new(Terms {
+                node: PartyId::from_bytes(*shared.id.as_bytes())
+                    .unwrap_or_else(|_| unreachable_party()),
+                client: PartyId::from_bytes(*client.as_bytes())
+                    .unwrap_or_else(|_| unreachable_party()),
+                session,
+                network: config.network.clone(),
+                price_per_gib: config.price_per_gib,
+                margin: config.promise_margin,
+            }),
+            control_tx.clone(),
+        ))
+    });
+    let gate = io::Gate {
+        counters: vec![shared.counters.clone(), session_counters.clone()],
+        up: [io::bucket(config.client_rate.0), shared.node_up.clone()]
+            .into_iter()
+            .flatten()
+            .collect(),
+        down: [io::bucket(config.client_rate.1), shared.node_down.clone()]
+            .into_iter()
+            .flatten()
+            .collect(),
+        allowance: allowance.clone(),
+    };
     tokio::spawn(serve_control(
         shared.clone(),
         client,
         conn.clone(),
-        control_send,
+        control_tx,
         control_recv,
+        allowance.clone(),
     ));
     while let Ok((send, recv)) = conn.accept_bi().await {
-        tokio::spawn(serve_flow(shared.clone(), client, send, recv));
+        tokio::spawn(serve_flow(shared.clone(), client, send, recv, gate.clone()));
     }
     forget_listener(&shared, client, &conn);
+    if let Some(sessions) = &config.sessions {
+        let _ = sessions.send(SessionRecord {
+            client,
+            up: session_counters.up.load(Ordering::Relaxed),
+            down: session_counters.down.load(Ordering::Relaxed),
+            receipt: allowance.and_then(|a| a.latest()),
+        });
+    }
+}
+
+/// Node and client ids are checked ed25519 keys, so they always convert; this keeps
+/// the conversion total without a panic.
+#[cold]
+fn unreachable_party() -> PartyId {
+    PartyId::of(&SigningKey::from_bytes(&[0; 32]))
 }
 
 fn forget_listener(shared: &Shared, client: NodeId, conn: &quinn::Connection) {
@@ -267,8 +362,9 @@ async fn serve_control(
     shared: Arc<Shared>,
     client: NodeId,
     conn: quinn::Connection,
-    mut send: quinn::SendStream,
+    control: mpsc::UnboundedSender<Frame>,
     mut recv: quinn::RecvStream,
+    allowance: Option<Arc<io::Allowance>>,
 ) {
     // No deadline between control frames: the connection's idle timeout applies.
     let forever = Duration::from_secs(u64::from(u32::MAX));
@@ -280,15 +376,24 @@ async fn serve_control(
                 }
             }
             Ok(Frame::Ping { nonce }) => {
-                if io::write_frame(&mut send, &Frame::Pong { nonce })
-                    .await
-                    .is_err()
-                {
-                    return;
+                let _ = control.send(Frame::Pong { nonce });
+            }
+            Ok(Frame::Promise { receipt, signature }) => {
+                let Some(allowance) = &allowance else {
+                    continue; // this node does not charge
+                };
+                let promise = SignedReceipt {
+                    bytes: receipt,
+                    signature,
+                };
+                if let Err(e) = allowance.on_promise(&promise) {
+                    let _ = control.send(Frame::Status {
+                        status: Status::PaymentRequired,
+                        message: format!("promise refused: {e}"),
+                    });
                 }
             }
-            // Promises are accepted on the wire; metering them is the next step.
-            Ok(Frame::Promise { .. } | Frame::Pong { .. }) => {}
+            Ok(Frame::Pong { .. }) => {}
             Ok(_) => {
                 conn.close(
                     quinn::VarInt::from_u32(4),
@@ -316,11 +421,12 @@ async fn serve_flow(
     client: NodeId,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
+    gate: io::Gate,
 ) {
     let first = io::read_frame(&mut recv, shared.config.first_frame_timeout).await;
     match first {
-        Ok(Frame::Connect { authority }) => egress(&shared, &authority, send, recv).await,
-        Ok(Frame::Dial { peer }) => peer_relay(&shared, client, peer, send, recv).await,
+        Ok(Frame::Connect { authority }) => egress(&shared, &authority, send, recv, gate).await,
+        Ok(Frame::Dial { peer }) => peer_relay(&shared, client, peer, send, recv, gate).await,
         Ok(Frame::ConnectUdp { .. }) => {
             refuse(
                 &mut send,
@@ -356,6 +462,7 @@ async fn egress(
     authority: &str,
     mut send: quinn::SendStream,
     recv: quinn::RecvStream,
+    gate: io::Gate,
 ) {
     let Some(policy) = &shared.config.egress else {
         let message = "this node relays between peers only; egress is off".into();
@@ -424,7 +531,7 @@ async fn egress(
     }
     let _ = tcp.set_nodelay(true);
     let (tcp_read, tcp_write) = tcp.into_split();
-    io::splice(recv, send, tcp_read, tcp_write, shared.counters.clone()).await;
+    io::splice(recv, send, tcp_read, tcp_write, gate).await;
 }
 
 async fn peer_relay(
@@ -433,6 +540,7 @@ async fn peer_relay(
     peer: [u8; 32],
     mut send: quinn::SendStream,
     recv: quinn::RecvStream,
+    gate: io::Gate,
 ) {
     let listener = NodeId::from_bytes(peer).and_then(|id| {
         shared
@@ -463,5 +571,5 @@ async fn peer_relay(
     if io::write_frame(&mut send, &ok).await.is_err() {
         return;
     }
-    io::splice(recv, send, from_peer, to_peer, shared.counters.clone()).await;
+    io::splice(recv, send, from_peer, to_peer, gate).await;
 }

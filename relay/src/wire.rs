@@ -136,6 +136,8 @@ pub enum Frame {
         price_per_gib: u64,
         /// How many bytes may be relayed beyond what the client has promised to pay.
         promise_margin: u64,
+        /// The network promises are made on (`demo` for demo traffic).
+        network: String,
     },
     /// Client → node: a signed cumulative usage promise (a `relay_session` receipt).
     Promise {
@@ -288,11 +290,13 @@ pub fn encode(frame: &Frame) -> Vec<u8> {
             session,
             price_per_gib,
             promise_margin,
+            network,
         } => {
             put_varint(&mut payload, *version);
             payload.extend_from_slice(session);
             put_varint(&mut payload, *price_per_gib);
             put_varint(&mut payload, *promise_margin);
+            put_str(&mut payload, network);
             kind::WELCOME
         }
         Frame::Promise { receipt, signature } => {
@@ -441,6 +445,7 @@ fn parse_payload(kind: u8, payload: &[u8]) -> Result<Frame, WireError> {
             session: f.array()?,
             price_per_gib: f.varint()?,
             promise_margin: f.varint()?,
+            network: f.string()?,
         },
         kind::PROMISE => {
             let len = f.varint()?;
@@ -549,14 +554,20 @@ mod tests {
         let text = "\\PC{0,40}";
         prop_oneof![
             any::<u64>().prop_map(|v| Frame::Hello { version: v >> 2 }),
-            (any::<u64>(), any::<[u8; 32]>(), any::<u64>(), any::<u64>()).prop_map(
-                |(v, s, p, m)| Frame::Welcome {
+            (
+                any::<u64>(),
+                any::<[u8; 32]>(),
+                any::<u64>(),
+                any::<u64>(),
+                text
+            )
+                .prop_map(|(v, s, p, m, n)| Frame::Welcome {
                     version: v >> 2,
                     session: s,
                     price_per_gib: p >> 2,
-                    promise_margin: m >> 2
-                }
-            ),
+                    promise_margin: m >> 2,
+                    network: n,
+                }),
             (
                 proptest::collection::vec(any::<u8>(), 0..300),
                 any::<[u8; 32]>()

@@ -10,3 +10,4 @@
 
 mod flows;
 mod hostile;
+mod limits;

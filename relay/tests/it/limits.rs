@@ -1,0 +1,141 @@
+//! Rate caps by back-pressure, and payment: a client whose promises lag is paused,
+//! then resumed when they catch up; the session's latest promise is reported.
+
+use std::time::{Duration, Instant};
+
+use relay::client::RelayClient;
+use relay::node::{NodeConfig, RelayNode};
+use relay::policy::EgressPolicy;
+use relay::wire::Status;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+
+use crate::flows::{echo_server, key, loopback};
+
+fn loopback_egress(config: &mut NodeConfig) {
+    let mut policy = EgressPolicy::open();
+    policy.allow_loopback_for_tests = true;
+    config.egress = Some(policy);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_client_upload_cap_holds_within_five_percent() {
+    const RATE: u64 = 2_000_000;
+    const BYTES: u64 = 6_000_000;
+    let sink = TcpListener::bind(loopback()).await.unwrap();
+    let sink_addr = sink.local_addr().unwrap();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut tcp, _) = sink.accept().await.unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0u64;
+        while let Ok(n) = tcp.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+        }
+        let _ = done_tx.send((total, Instant::now()));
+    });
+    let mut config = NodeConfig::new(key(1), loopback());
+    loopback_egress(&mut config);
+    config.client_rate = (RATE, 0);
+    let node = RelayNode::start(config).unwrap();
+    let client = RelayClient::connect(&node.ticket(vec![]).unwrap(), &key(2))
+        .await
+        .unwrap();
+    let (mut send, _recv) = client.open_tcp(&sink_addr.to_string()).await.unwrap();
+    let started = Instant::now();
+    let chunk = vec![7u8; 64 * 1024];
+    let mut left = BYTES;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        send.write_all(&chunk[..n]).await.unwrap();
+        left -= n as u64;
+    }
+    send.finish().unwrap();
+    let (total, ended) = done_rx.await.unwrap();
+    assert_eq!(total, BYTES);
+    // The bucket starts full (100 ms of burst): that much passes at once.
+    let secs = ended.duration_since(started).as_secs_f64();
+    let rate = (BYTES - RATE / 10) as f64 / secs;
+    let error = (rate - RATE as f64).abs() / RATE as f64;
+    assert!(
+        error < 0.05,
+        "{rate:.0} B/s against a cap of {RATE} B/s ({:.1} %)",
+        error * 100.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lagging_promises_pause_the_client_until_they_catch_up() {
+    let echo = echo_server().await;
+    let (sessions_tx, mut sessions) = tokio::sync::mpsc::unbounded_channel();
+    let mut config = NodeConfig::new(key(1), loopback());
+    loopback_egress(&mut config);
+    config.price_per_gib = 1_000_000;
+    config.promise_margin = 256 * 1024;
+    config.sessions = Some(sessions_tx);
+    let node = RelayNode::start(config).unwrap();
+    let client_key = key(2);
+    let client = RelayClient::connect(&node.ticket(vec![]).unwrap(), &client_key)
+        .await
+        .unwrap();
+    client.set_paying(false).await;
+
+    let (mut send, mut recv) = client.open_tcp(&echo.to_string()).await.unwrap();
+    const BYTES: usize = 1 << 20;
+    let writer = tokio::spawn(async move {
+        let data = vec![1u8; BYTES];
+        send.write_all(&data).await.unwrap();
+        send.finish().unwrap();
+    });
+    let reader = tokio::spawn(async move {
+        let mut echoed = Vec::new();
+        AsyncReadExt::read_to_end(&mut recv, &mut echoed)
+            .await
+            .unwrap();
+        echoed.len()
+    });
+
+    // Without promises the node stops after the margin and says why.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (up, down) = node.relayed();
+    assert!(
+        up + down <= 256 * 1024 + 128 * 1024,
+        "{up} + {down} relayed without promises"
+    );
+    let (status, message) = client.notice().expect("the node announced the pause");
+    assert_eq!(status, Status::PaymentRequired, "{message}");
+    assert!(!reader.is_finished());
+
+    // Paying again resumes the flow, and everything arrives.
+    client.set_paying(true).await;
+    let echoed = tokio::time::timeout(Duration::from_secs(20), reader)
+        .await
+        .unwrap()
+        .unwrap();
+    writer.await.unwrap();
+    assert_eq!(echoed, BYTES);
+    assert_eq!(client.notice(), None);
+    drop(client);
+
+    // The session's record carries the latest promise, signed by the client.
+    let record = tokio::time::timeout(Duration::from_secs(40), sessions.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((record.up, record.down), (BYTES as u64, BYTES as u64));
+    let receipt = record
+        .receipt
+        .expect("a promise was accepted")
+        .receipt()
+        .clone();
+    assert_eq!(receipt.kind, receipt::EntryKind::RelaySession);
+    assert_eq!(receipt.counterparty, receipt::PartyId::of(&client_key));
+    assert!(
+        receipt.units + 256 * 1024 >= 2 * BYTES as u64,
+        "{} bytes promised",
+        receipt.units
+    );
+}

@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -73,6 +74,64 @@ enum Command {
     Gpu {
         #[command(subcommand)]
         command: GpuCommand,
+    },
+    /// Relay bandwidth: serve as a node, or use a node as a client
+    Relay {
+        #[command(subcommand)]
+        command: RelayCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RelayCommand {
+    /// Run a relay node and print its ticket (peer relay only unless egress is given)
+    Serve {
+        /// UDP address to listen on
+        #[arg(long, default_value = "0.0.0.0:4433")]
+        bind: SocketAddr,
+        /// An address to put in the ticket (repeatable) [default: the bound one]
+        #[arg(long = "public", value_name = "ADDR")]
+        public: Vec<SocketAddr>,
+        /// Let clients reach this destination, as host:ports (repeatable), e.g.
+        /// example.com:443 or *.example.org:80,443
+        #[arg(long = "egress-allow", value_name = "RULE")]
+        allow: Vec<String>,
+        /// Let clients reach any public destination. Your IP address becomes theirs on
+        /// the internet: only with care
+        #[arg(long)]
+        egress_open: bool,
+        /// Price in micro-credits per GiB relayed (0: no payment asked)
+        #[arg(long, default_value_t = 0)]
+        price: u64,
+        #[arg(long, hide = true)]
+        allow_loopback_for_tests: bool,
+    },
+    /// Run a local SOCKS5 proxy whose connections go through the node
+    Connect {
+        /// The node's ticket
+        ticket: String,
+        /// Where the local SOCKS5 proxy listens
+        #[arg(long, default_value = "127.0.0.1:1080")]
+        socks5: SocketAddr,
+    },
+    /// Accept peers through the node and forward them to a local TCP service
+    Listen {
+        /// The node's ticket
+        ticket: String,
+        /// The local service peers reach
+        #[arg(long, value_name = "ADDR")]
+        forward: SocketAddr,
+    },
+    /// Forward a local TCP port to a listening peer through the node
+    Dial {
+        /// The node's ticket
+        ticket: String,
+        /// The peer's node id (as `spare id` prints it)
+        #[arg(long)]
+        peer: String,
+        /// The local address to accept connections on
+        #[arg(long, value_name = "ADDR")]
+        local: SocketAddr,
     },
 }
 
@@ -405,6 +464,47 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                         cap.class.adapter, cap.class.backend, cap.bandwidth_gb_s, cap.fp32_gflop_s
                     );
                 }
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Relay { command } => {
+            let config = load_config(&cli)?;
+            let store = match cli.key_file.clone().or(config.node.key_file) {
+                Some(path) => KeyStore::File(path),
+                None => KeyStore::Keyring,
+            };
+            let (identity, _) = identity::load_or_create(&store)?;
+            let key = identity.signing_key().clone();
+            match command {
+                RelayCommand::Serve {
+                    bind,
+                    public,
+                    allow,
+                    egress_open,
+                    price,
+                    allow_loopback_for_tests,
+                } => crate::relaying::serve(
+                    key,
+                    crate::relaying::ServeOptions {
+                        bind: *bind,
+                        public: public.clone(),
+                        allow: allow.clone(),
+                        open: *egress_open,
+                        allow_loopback_for_tests: *allow_loopback_for_tests,
+                        price_per_gib: *price,
+                    },
+                )?,
+                RelayCommand::Connect { ticket, socks5 } => {
+                    crate::relaying::connect_socks5(ticket, key, *socks5)?;
+                }
+                RelayCommand::Listen { ticket, forward } => {
+                    crate::relaying::listen_forward(ticket, key, *forward)?;
+                }
+                RelayCommand::Dial {
+                    ticket,
+                    peer,
+                    local,
+                } => crate::relaying::dial_forward(ticket, key, peer, *local)?,
             }
             Ok(Outcome::Ok)
         }

@@ -10,3 +10,4 @@ pub mod earnings;
 pub mod identity;
 pub mod jobs;
 pub mod paths;
+pub mod relaying;

@@ -249,6 +249,11 @@ impl RelayClient {
         self.payer.notice.lock().ok().and_then(|n| n.clone())
     }
 
+    /// Resolves when the connection to the node ends, with the reason.
+    pub async fn closed(&self) -> String {
+        self.conn.closed().await.to_string()
+    }
+
     /// The node this client is connected to.
     pub fn node(&self) -> NodeId {
         self.node
@@ -346,7 +351,7 @@ pub async fn forward_peers(
 
 /// Accepts local TCP connections on `listener` and carries each to `peer` through the
 /// node: the dialling side of a peer-relay port forward.
-pub async fn dial_forward(client: Arc<RelayClient>, peer: NodeId, listener: TcpListener) {
+pub async fn dial_forward(client: Arc<RelayClient>, peer: NodeId, listener: &TcpListener) {
     while let Ok((tcp, _)) = listener.accept().await {
         let client = client.clone();
         tokio::spawn(async move {
@@ -360,7 +365,7 @@ pub async fn dial_forward(client: Arc<RelayClient>, peer: NodeId, listener: TcpL
 
 /// A local SOCKS5 proxy (no authentication, CONNECT only) whose connections become
 /// TCP flows through the node.
-pub async fn serve_socks5(client: Arc<RelayClient>, listener: TcpListener) {
+pub async fn serve_socks5(client: Arc<RelayClient>, listener: &TcpListener) {
     while let Ok((tcp, _)) = listener.accept().await {
         let client = client.clone();
         tokio::spawn(async move {

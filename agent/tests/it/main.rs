@@ -11,4 +11,5 @@ mod config;
 mod identity;
 mod jobs;
 mod ledger_cli;
+mod relay_cli;
 mod support;

@@ -73,7 +73,7 @@ async fn curl_reaches_an_http_server_through_the_socks5_proxy() {
     let client = Arc::new(RelayClient::connect(&ticket, &key(2)).await.unwrap());
     let socks = TcpListener::bind(loopback()).await.unwrap();
     let socks_addr = socks.local_addr().unwrap();
-    tokio::spawn(client::serve_socks5(client, socks));
+    tokio::spawn(async move { client::serve_socks5(client, &socks).await });
 
     let output = tokio::process::Command::new("curl")
         .args([
@@ -146,7 +146,8 @@ async fn peer_relay_port_forward_carries_a_tcp_protocol() {
     let dialer = Arc::new(RelayClient::connect(&ticket, &key(5)).await.unwrap());
     let local = TcpListener::bind(loopback()).await.unwrap();
     let local_addr = local.local_addr().unwrap();
-    tokio::spawn(client::dial_forward(dialer.clone(), listener_id, local));
+    let forwarding = dialer.clone();
+    tokio::spawn(async move { client::dial_forward(forwarding, listener_id, &local).await });
 
     for round in 0..3 {
         let mut tcp = tokio::net::TcpStream::connect(local_addr).await.unwrap();

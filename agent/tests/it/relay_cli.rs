@@ -1,0 +1,139 @@
+//! `spare relay serve` and `spare relay connect` as real processes: curl reaches an
+//! HTTP server through the SOCKS5 proxy and the node.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+/// Kills a child process when the test ends, pass or fail.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn http_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(mut tcp) = tcp else { return };
+            let mut buf = [0u8; 2048];
+            let _ = tcp.read(&mut buf);
+            let body = "through spare\n";
+            let _ = write!(
+                tcp,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn curl_through_spare_relay_connect_and_serve() {
+    let spare = Spare::new();
+    let http = http_server();
+    let node_key = spare.path("node.key");
+    let client_key = spare.path("client.key");
+
+    let mut serve = Running(
+        spare
+            .command()
+            .args([
+                "--key-file",
+                path_str(&node_key),
+                "relay",
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--egress-open",
+                "--allow-loopback-for-tests",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut ticket = String::new();
+    BufReader::new(serve.0.stdout.take().unwrap())
+        .read_line(&mut ticket)
+        .unwrap();
+    let ticket = ticket.trim().to_owned();
+    assert!(ticket.starts_with("spare1"), "{ticket:?}");
+
+    let socks = format!("127.0.0.1:{}", free_port());
+    let _connect = Running(
+        spare
+            .command()
+            .args([
+                "--key-file",
+                path_str(&client_key),
+                "relay",
+                "connect",
+                &ticket,
+                "--socks5",
+                &socks,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(&socks).is_err() {
+        assert!(Instant::now() < deadline, "the SOCKS5 proxy never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = std::process::Command::new("curl")
+        .args([
+            "--silent",
+            "--show-error",
+            "--max-time",
+            "20",
+            "--socks5-hostname",
+            &socks,
+            &format!("http://127.0.0.1:{}/", http.port()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "through spare\n");
+}
+
+#[test]
+fn a_bad_ticket_is_explained() {
+    let spare = Spare::new();
+    let key = spare.path("client.key");
+    let run = spare
+        .run(&[
+            "--key-file",
+            path_str(&key),
+            "relay",
+            "connect",
+            "spare1abc",
+            "--socks5",
+            "127.0.0.1:0",
+        ])
+        .fails();
+    assert!(run.stderr.contains("reading the ticket"), "{}", run.stderr);
+}

@@ -9,7 +9,7 @@ use receipt::{SignedReceipt, VerifiedReceipt};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::{Notify, mpsc};
 
-use crate::limits::TokenBucket;
+use crate::limits::{Period, Quota, QuotaExceeded, TokenBucket};
 use crate::metering::{Meter, MeterState, PromiseError};
 use crate::wire::{self, Frame, MAX_FRAME, Status, WireError};
 
@@ -106,6 +106,57 @@ pub struct Gate {
     pub down: Vec<SharedBucket>,
     /// The session's payment allowance, when the node charges.
     pub allowance: Option<Arc<Allowance>>,
+    /// The node's day and month quotas, when set.
+    pub quota: Option<Arc<QuotaGate>>,
+}
+
+/// The node's day and month quotas, shared by every flow: a flow ends when a quota is
+/// used up, and new flows are refused with `quota_exceeded`.
+pub struct QuotaGate {
+    quota: Mutex<Quota>,
+}
+
+impl QuotaGate {
+    /// Quotas in bytes a day and a month (0: none).
+    pub fn new(daily: u64, monthly: u64) -> Self {
+        Self {
+            quota: Mutex::new(Quota::new(daily, monthly, Self::now())),
+        }
+    }
+
+    fn now() -> Period {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        Period::utc(secs)
+    }
+
+    /// Which quota is used up, if any.
+    pub fn exceeded(&self) -> Option<QuotaExceeded> {
+        self.quota
+            .lock()
+            .ok()
+            .and_then(|mut q| q.exceeded(Self::now()))
+    }
+
+    /// Bytes that may still pass now.
+    pub fn remaining(&self) -> u64 {
+        self.quota
+            .lock()
+            .map_or(0, |mut q| q.remaining(Self::now()))
+    }
+
+    fn take(&self, want: u64) -> u64 {
+        self.quota
+            .lock()
+            .map_or(0, |mut q| q.take(Self::now(), want))
+    }
+
+    fn refund(&self, bytes: u64) {
+        if let Ok(mut q) = self.quota.lock() {
+            q.refund(Self::now(), bytes);
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -157,7 +208,24 @@ async fn copy_gated<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         if let Some(allowance) = &gate.allowance {
             allowance.wait().await;
         }
-        let n = match from.read(&mut buf).await {
+        // Never read more than the quota still allows: the bytes are taken from the
+        // quota before reading and what the read did not use is given back.
+        let room = gate
+            .quota
+            .as_ref()
+            .map_or(CHUNK as u64, |q| q.take(CHUNK as u64)) as usize;
+        if room == 0 {
+            return;
+        }
+        let read = from.read(&mut buf[..room]).await;
+        let used = match &read {
+            Ok(n) => *n,
+            Err(_) => 0,
+        };
+        if let Some(quota) = &gate.quota {
+            quota.refund((room - used) as u64);
+        }
+        let n = match read {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };

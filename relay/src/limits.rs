@@ -150,6 +150,21 @@ impl Quota {
         self.month_used = self.month_used.saturating_add(bytes);
     }
 
+    /// Takes up to `want` bytes of quota at once (so concurrent flows cannot overshoot
+    /// together); returns how many were granted.
+    pub fn take(&mut self, period: Period, want: u64) -> u64 {
+        let granted = want.min(self.remaining(period));
+        self.record(period, granted);
+        granted
+    }
+
+    /// Gives back bytes taken but not used.
+    pub fn refund(&mut self, period: Period, bytes: u64) {
+        self.roll(period);
+        self.day_used = self.day_used.saturating_sub(bytes);
+        self.month_used = self.month_used.saturating_sub(bytes);
+    }
+
     /// Which quota, if any, is used up in `period`.
     pub fn exceeded(&mut self, period: Period) -> Option<QuotaExceeded> {
         self.roll(period);
@@ -173,6 +188,26 @@ impl Quota {
             }
         };
         share(self.daily, self.day_used).max(share(self.monthly, self.month_used))
+    }
+}
+
+impl Period {
+    /// The UTC day and month of a moment, given as seconds since the Unix epoch.
+    pub fn utc(unix_secs: i64) -> Period {
+        let day = unix_secs.div_euclid(86_400);
+        // Civil date from days (Howard Hinnant's algorithm), for the month.
+        let z = day + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        Period {
+            day,
+            month: year * 12 + month - 1,
+        }
     }
 }
 
@@ -247,6 +282,25 @@ mod tests {
         // Next month: both fresh.
         assert_eq!(quota.exceeded(p(31, 2)), None);
         assert_eq!(quota.remaining(p(31, 2)), 1_000);
+    }
+
+    #[test]
+    fn utc_periods_follow_the_calendar() {
+        // 2026-01-31T23:59:59Z and 2026-02-01T00:00:00Z.
+        let jan = Period::utc(1_769_903_999);
+        let feb = Period::utc(1_769_904_000);
+        assert_eq!(feb.day, jan.day + 1);
+        assert_eq!(feb.month, jan.month + 1);
+        assert_eq!(jan.month, 2026 * 12);
+        // 2024-02-29 is in February of a leap year.
+        assert_eq!(Period::utc(1_709_164_800).month, 2024 * 12 + 1);
+        assert_eq!(
+            Period::utc(0),
+            Period {
+                day: 0,
+                month: 1970 * 12
+            }
+        );
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub struct NodeConfig {
     pub client_rate: (u64, u64),
     /// Whole-node caps, bytes per second up and down (0: none).
     pub node_rate: (u64, u64),
+    /// Whole-node quotas, bytes a UTC day and a UTC month, up and down together
+    /// (0: none).
+    pub quota: (u64, u64),
     /// Price in micro-credits per GiB relayed; 0 relays without promises.
     pub price_per_gib: u64,
     /// Bytes a client may be relayed beyond its last promise before it is paused.
@@ -86,6 +89,7 @@ impl NodeConfig {
             max_flows_per_client: 64,
             client_rate: (0, 0),
             node_rate: (0, 0),
+            quota: (0, 0),
             price_per_gib: 0,
             promise_margin: 64 << 20,
             network: "demo".into(),
@@ -118,6 +122,7 @@ struct Shared {
     counters: Arc<Counters>,
     node_up: Option<io::SharedBucket>,
     node_down: Option<io::SharedBucket>,
+    quota: Option<Arc<io::QuotaGate>>,
 }
 
 /// A running relay node. Dropping it closes the endpoint.
@@ -160,6 +165,8 @@ impl RelayNode {
             })?;
         let id = NodeId::from_bytes(config.key.verifying_key().to_bytes())
             .ok_or_else(|| crate::tls::TlsError::from_message("invalid node key".into()))?;
+        let quota = (config.quota != (0, 0))
+            .then(|| Arc::new(io::QuotaGate::new(config.quota.0, config.quota.1)));
         let node_up = io::bucket(config.node_rate.0);
         let node_down = io::bucket(config.node_rate.1);
         let shared = Arc::new(Shared {
@@ -170,6 +177,7 @@ impl RelayNode {
             counters: Arc::new(Counters::default()),
             node_up,
             node_down,
+            quota,
         });
         let accepting = endpoint.clone();
         let state = shared.clone();
@@ -320,6 +328,7 @@ async fn serve_connection(shared: Arc<Shared>, incoming: quinn::Incoming) {
             .flatten()
             .collect(),
         allowance: allowance.clone(),
+        quota: shared.quota.clone(),
     };
     tokio::spawn(serve_control(
         shared.clone(),
@@ -424,6 +433,16 @@ async fn serve_flow(
     gate: io::Gate,
 ) {
     let first = io::read_frame(&mut recv, shared.config.first_frame_timeout).await;
+    if let Some(which) = shared.quota.as_ref().and_then(|q| q.exceeded())
+        && matches!(first, Ok(Frame::Connect { .. } | Frame::Dial { .. }))
+    {
+        let period = match which {
+            crate::limits::QuotaExceeded::Daily => "today's",
+            crate::limits::QuotaExceeded::Monthly => "this month's",
+        };
+        let message = format!("{period} bandwidth quota of this node is used up");
+        return refuse(&mut send, Status::QuotaExceeded, message).await;
+    }
     match first {
         Ok(Frame::Connect { authority }) => egress(&shared, &authority, send, recv, gate).await,
         Ok(Frame::Dial { peer }) => peer_relay(&shared, client, peer, send, recv, gate).await,

@@ -140,3 +140,87 @@ async fn a_client_that_never_says_hello_is_closed() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(node.clients(), 0, "the silent client still holds a slot");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_past_the_limit_wait_and_other_clients_carry_on() {
+    let echo = echo_server().await;
+    let mut config = NodeConfig::new(key(1), loopback());
+    let mut policy = EgressPolicy::open();
+    policy.allow_loopback_for_tests = true;
+    config.egress = Some(policy);
+    config.max_flows_per_client = 4;
+    let node = RelayNode::start(config).unwrap();
+    let ticket = node.ticket(vec![]).unwrap();
+    let greedy = RelayClient::connect(&ticket, &key(2)).await.unwrap();
+    let mut held = Vec::new();
+    // The control stream counts as one of the four.
+    for _ in 0..3 {
+        held.push(greedy.open_tcp(&echo.to_string()).await.unwrap());
+    }
+    let fifth = tokio::time::timeout(
+        Duration::from_millis(500),
+        greedy.open_tcp(&echo.to_string()),
+    )
+    .await;
+    assert!(fifth.is_err(), "a flow past the limit was opened");
+
+    let other = RelayClient::connect(&ticket, &key(3)).await.unwrap();
+    let (mut send, mut recv) = other.open_tcp(&echo.to_string()).await.unwrap();
+    send.write_all(b"unaffected").await.unwrap();
+    send.finish().unwrap();
+    let mut back = Vec::new();
+    AsyncReadExt::read_to_end(&mut recv, &mut back)
+        .await
+        .unwrap();
+    assert_eq!(back, b"unaffected");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_held_back_not_buffered() {
+    // A server that sends without end.
+    let flood = tokio::net::TcpListener::bind(loopback()).await.unwrap();
+    let flood_addr = flood.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = flood.accept().await {
+            tokio::spawn(async move {
+                let chunk = vec![9u8; 64 * 1024];
+                while tokio::io::AsyncWriteExt::write_all(&mut tcp, &chunk)
+                    .await
+                    .is_ok()
+                {}
+            });
+        }
+    });
+    let echo = echo_server().await;
+    let mut config = NodeConfig::new(key(1), loopback());
+    let mut policy = EgressPolicy::open();
+    policy.allow_loopback_for_tests = true;
+    config.egress = Some(policy);
+    let node = RelayNode::start(config).unwrap();
+    let ticket = node.ticket(vec![]).unwrap();
+    let sleepy = RelayClient::connect(&ticket, &key(2)).await.unwrap();
+    let (_send, _recv) = sleepy.open_tcp(&flood_addr.to_string()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (_, first) = node.relayed();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (_, second) = node.relayed();
+    // Flow control stops the node once the client's windows are full (a few MiB).
+    assert!(
+        second < 32 << 20,
+        "{second} bytes pushed at a client that never reads"
+    );
+    assert!(
+        second - first < 1 << 20,
+        "the node kept sending: {first} then {second}"
+    );
+
+    let other = RelayClient::connect(&ticket, &key(3)).await.unwrap();
+    let (mut send, mut recv) = other.open_tcp(&echo.to_string()).await.unwrap();
+    send.write_all(b"still fine").await.unwrap();
+    send.finish().unwrap();
+    let mut back = Vec::new();
+    AsyncReadExt::read_to_end(&mut recv, &mut back)
+        .await
+        .unwrap();
+    assert_eq!(back, b"still fine");
+}

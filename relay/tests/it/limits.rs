@@ -139,3 +139,38 @@ async fn lagging_promises_pause_the_client_until_they_catch_up() {
         receipt.units
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_used_up_quota_ends_flows_and_refuses_new_ones() {
+    let echo = echo_server().await;
+    let mut config = NodeConfig::new(key(1), loopback());
+    loopback_egress(&mut config);
+    config.quota = (100_000, 0);
+    let node = RelayNode::start(config).unwrap();
+    let client = RelayClient::connect(&node.ticket(vec![]).unwrap(), &key(2))
+        .await
+        .unwrap();
+    let (mut send, mut recv) = client.open_tcp(&echo.to_string()).await.unwrap();
+    let writer = tokio::spawn(async move {
+        let _ = send.write_all(&vec![3u8; 300_000]).await;
+        let _ = send.finish();
+    });
+    let mut echoed = Vec::new();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(10),
+        AsyncReadExt::read_to_end(&mut recv, &mut echoed),
+    )
+    .await;
+    let _ = writer.await;
+    let (up, down) = node.relayed();
+    assert!(
+        up + down <= 100_000,
+        "{up} + {down} bytes relayed past a 100,000-byte quota"
+    );
+    let err = client.open_tcp(&echo.to_string()).await.unwrap_err();
+    let relay::client::ClientError::Refused { status, message } = err else {
+        panic!("{err}");
+    };
+    assert_eq!(status, Status::QuotaExceeded, "{message}");
+    assert!(message.contains("today's"), "{message}");
+}

@@ -13,11 +13,13 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
 use receipt::{EntryKind, MicroCredits, Network, PartyId, Receipt};
-use tokio::sync::Mutex;
+use std::collections::HashMap;
+
+use tokio::sync::{Mutex, mpsc};
 
 use crate::ticket::{NodeId, Ticket};
 use crate::wire::{Frame, Status, VERSION};
-use crate::{io, metering};
+use crate::{io, metering, wire};
 
 /// Why a client operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +59,46 @@ pub struct RelayClient {
     control: Arc<Mutex<quinn::SendStream>>,
     node: NodeId,
     payer: Arc<Payer>,
+    udp: UdpRoutes,
+}
+
+/// Where the node's datagrams go: each UDP flow's queue, by stream id.
+type UdpRoutes = Arc<StdMutex<HashMap<u64, mpsc::Sender<Vec<u8>>>>>;
+
+/// Datagrams queued per UDP flow before more are dropped.
+const UDP_QUEUE: usize = 256;
+
+/// A UDP flow through the node: datagrams to and from one destination.
+pub struct UdpFlow {
+    id: u64,
+    conn: quinn::Connection,
+    inbox: mpsc::Receiver<Vec<u8>>,
+    routes: UdpRoutes,
+    // Holding the stream keeps the flow open; finishing it ends the flow.
+    _send: quinn::SendStream,
+    _recv: quinn::RecvStream,
+}
+
+impl UdpFlow {
+    /// Sends one datagram; too large for the path is an error, never a queue.
+    pub fn send(&self, payload: &[u8]) -> Result<(), ClientError> {
+        self.conn
+            .send_datagram(wire::encode_datagram(self.id, payload).into())
+            .map_err(connection_error)
+    }
+
+    /// The next datagram from the destination.
+    pub async fn recv(&mut self) -> Option<Vec<u8>> {
+        self.inbox.recv().await
+    }
+}
+
+impl Drop for UdpFlow {
+    fn drop(&mut self) {
+        if let Ok(mut routes) = self.routes.lock() {
+            routes.remove(&self.id);
+        }
+    }
 }
 
 /// How long to wait for the node's answers.
@@ -221,12 +263,28 @@ impl RelayClient {
                 }
             }
         });
+        let udp: UdpRoutes = Arc::default();
+        let routes = udp.clone();
+        let datagrams = conn.clone();
+        tokio::spawn(async move {
+            while let Ok(datagram) = datagrams.read_datagram().await {
+                let Ok((id, payload)) = wire::decode_datagram(&datagram) else {
+                    continue;
+                };
+                let route = routes.lock().ok().and_then(|r| r.get(&id).cloned());
+                if let Some(route) = route {
+                    // A full queue drops the datagram, as UDP would.
+                    let _ = route.try_send(payload.to_vec());
+                }
+            }
+        });
         Ok(RelayClient {
             _endpoint: endpoint,
             conn,
             control,
             node,
             payer,
+            udp,
         })
     }
 
@@ -286,6 +344,28 @@ impl RelayClient {
             authority: authority.to_owned(),
         })
         .await
+    }
+
+    /// Opens a UDP flow to `authority` through the node.
+    pub async fn open_udp(&self, authority: &str) -> Result<UdpFlow, ClientError> {
+        let (send, recv) = self
+            .open_flow(Frame::ConnectUdp {
+                authority: authority.to_owned(),
+            })
+            .await?;
+        let id = u64::from(recv.id());
+        let (tx, inbox) = mpsc::channel(UDP_QUEUE);
+        if let Ok(mut routes) = self.udp.lock() {
+            routes.insert(id, tx);
+        }
+        Ok(UdpFlow {
+            id,
+            conn: self.conn.clone(),
+            inbox,
+            routes: self.udp.clone(),
+            _send: send,
+            _recv: recv,
+        })
     }
 
     /// Opens a flow to a peer listening on the same node.

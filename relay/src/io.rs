@@ -159,6 +159,44 @@ impl QuotaGate {
     }
 }
 
+impl Gate {
+    /// Lets one UDP datagram through, or says to drop it: a datagram is never held
+    /// back, so one that exceeds a rate cap, the quota or the payment allowance is
+    /// dropped. Counted when admitted.
+    pub fn admit_datagram(&self, up: bool, bytes: u64) -> bool {
+        if let Some(allowance) = &self.allowance
+            && allowance.paused()
+        {
+            return false;
+        }
+        let buckets = if up { &self.up } else { &self.down };
+        let now = Instant::now();
+        for bucket in buckets {
+            let Ok(mut b) = bucket.lock() else {
+                return false;
+            };
+            if b.grant(now, bytes) < bytes {
+                return false;
+            }
+        }
+        if let Some(quota) = &self.quota {
+            let taken = quota.take(bytes);
+            if taken < bytes {
+                quota.refund(taken);
+                return false;
+            }
+        }
+        for counters in &self.counters {
+            let counter = if up { &counters.up } else { &counters.down };
+            counter.fetch_add(bytes, Ordering::Relaxed);
+        }
+        if let Some(allowance) = &self.allowance {
+            allowance.record(up, bytes);
+        }
+        true
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Direction {
     Up,
@@ -313,6 +351,13 @@ impl Allowance {
                 self.report(up, down);
             }
         }
+    }
+
+    fn paused(&self) -> bool {
+        self.meter
+            .lock()
+            .map(|m| m.state() != MeterState::Serving)
+            .unwrap_or(true)
     }
 
     /// Returns at once while the client is within its margin; otherwise waits for a

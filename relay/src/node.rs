@@ -14,14 +14,14 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use receipt::{PartyId, SignedReceipt, VerifiedReceipt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
 use crate::io::{self, Counters};
 use crate::metering::{Meter, Terms};
 use crate::policy::{Authority, EgressPolicy, Host, Refusal};
 use crate::ticket::{NodeId, Ticket};
-use crate::wire::{Frame, Status, VERSION};
+use crate::wire::{self, Frame, Status, VERSION};
 
 /// How the node runs its relay.
 #[derive(Clone, Debug)]
@@ -338,8 +338,17 @@ async fn serve_connection(shared: Arc<Shared>, incoming: quinn::Incoming) {
         control_recv,
         allowance.clone(),
     ));
-    while let Ok((send, recv)) = conn.accept_bi().await {
-        tokio::spawn(serve_flow(shared.clone(), client, send, recv, gate.clone()));
+    let flows: UdpFlows = Arc::default();
+    tokio::spawn(route_datagrams(conn.clone(), flows.clone(), gate.clone()));
+    while let Ok(streams) = conn.accept_bi().await {
+        tokio::spawn(serve_flow(
+            shared.clone(),
+            client,
+            streams,
+            conn.clone(),
+            flows.clone(),
+            gate.clone(),
+        ));
     }
     forget_listener(&shared, client, &conn);
     if let Some(sessions) = &config.sessions {
@@ -428,13 +437,17 @@ async fn refuse(send: &mut quinn::SendStream, status: Status, message: String) {
 async fn serve_flow(
     shared: Arc<Shared>,
     client: NodeId,
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
+    (mut send, mut recv): (quinn::SendStream, quinn::RecvStream),
+    conn: quinn::Connection,
+    flows: UdpFlows,
     gate: io::Gate,
 ) {
     let first = io::read_frame(&mut recv, shared.config.first_frame_timeout).await;
     if let Some(which) = shared.quota.as_ref().and_then(|q| q.exceeded())
-        && matches!(first, Ok(Frame::Connect { .. } | Frame::Dial { .. }))
+        && matches!(
+            first,
+            Ok(Frame::Connect { .. } | Frame::ConnectUdp { .. } | Frame::Dial { .. })
+        )
     {
         let period = match which {
             crate::limits::QuotaExceeded::Daily => "today's",
@@ -446,13 +459,8 @@ async fn serve_flow(
     match first {
         Ok(Frame::Connect { authority }) => egress(&shared, &authority, send, recv, gate).await,
         Ok(Frame::Dial { peer }) => peer_relay(&shared, client, peer, send, recv, gate).await,
-        Ok(Frame::ConnectUdp { .. }) => {
-            refuse(
-                &mut send,
-                Status::NotOffered,
-                "UDP egress is not offered by this node".into(),
-            )
-            .await;
+        Ok(Frame::ConnectUdp { authority }) => {
+            udp_egress(&shared, &authority, send, recv, conn, flows, gate).await;
         }
         Ok(_) => {
             refuse(
@@ -476,6 +484,43 @@ fn refusal_status(refusal: &Refusal) -> Status {
     }
 }
 
+/// Checks an authority, resolves it, checks every answer and returns the exact
+/// address to connect to: a name that resolves to a forbidden address is refused,
+/// whatever it is called, and nothing resolves it again after the check.
+async fn checked_destination(
+    shared: &Shared,
+    authority: &str,
+) -> Result<(Authority, SocketAddr), (Status, String)> {
+    let Some(policy) = &shared.config.egress else {
+        let message = "this node relays between peers only; egress is off".into();
+        return Err((Status::NotOffered, message));
+    };
+    let authority = authority
+        .parse::<Authority>()
+        .and_then(|a| policy.check_authority(&a).map(|()| a))
+        .map_err(|r| (refusal_status(&r), r.to_string()))?;
+    let candidates: Vec<SocketAddr> = match &authority.host {
+        Host::Ip(ip) => vec![SocketAddr::new(*ip, authority.port)],
+        Host::Name(name) => tokio::net::lookup_host((name.as_str(), authority.port))
+            .await
+            .map_err(|e| (Status::DnsError, format!("{name} did not resolve: {e}")))?
+            .collect(),
+    };
+    let mut first_refusal = None;
+    for addr in candidates {
+        match policy.check_address(addr.ip()) {
+            Ok(()) => return Ok((authority, addr)),
+            Err(refusal) => {
+                first_refusal.get_or_insert(refusal);
+            }
+        }
+    }
+    Err(match first_refusal {
+        Some(r) => (refusal_status(&r), format!("{authority}: {r}")),
+        None => (Status::DnsError, format!("{authority} has no addresses")),
+    })
+}
+
 async fn egress(
     shared: &Shared,
     authority: &str,
@@ -483,50 +528,9 @@ async fn egress(
     recv: quinn::RecvStream,
     gate: io::Gate,
 ) {
-    let Some(policy) = &shared.config.egress else {
-        let message = "this node relays between peers only; egress is off".into();
-        return refuse(&mut send, Status::NotOffered, message).await;
-    };
-    let checked = authority
-        .parse::<Authority>()
-        .and_then(|a| policy.check_authority(&a).map(|()| a));
-    let authority = match checked {
-        Ok(a) => a,
-        Err(refusal) => {
-            return refuse(&mut send, refusal_status(&refusal), refusal.to_string()).await;
-        }
-    };
-    // Resolve here, check every answer, and connect to the exact address checked: a
-    // name that resolves to a forbidden address is refused, whatever it is called.
-    let candidates: Vec<SocketAddr> = match &authority.host {
-        Host::Ip(ip) => vec![SocketAddr::new(*ip, authority.port)],
-        Host::Name(name) => match tokio::net::lookup_host((name.as_str(), authority.port)).await {
-            Ok(addrs) => addrs.collect(),
-            Err(e) => {
-                let message = format!("{name} did not resolve: {e}");
-                return refuse(&mut send, Status::DnsError, message).await;
-            }
-        },
-    };
-    let mut first_refusal = None;
-    let mut target = None;
-    for addr in candidates {
-        match policy.check_address(addr.ip()) {
-            Ok(()) => {
-                target = Some(addr);
-                break;
-            }
-            Err(refusal) => {
-                first_refusal.get_or_insert(refusal);
-            }
-        }
-    }
-    let Some(target) = target else {
-        let (status, message) = match first_refusal {
-            Some(r) => (refusal_status(&r), format!("{authority}: {r}")),
-            None => (Status::DnsError, format!("{authority} has no addresses")),
-        };
-        return refuse(&mut send, status, message).await;
+    let (authority, target) = match checked_destination(shared, authority).await {
+        Ok(found) => found,
+        Err((status, message)) => return refuse(&mut send, status, message).await,
     };
     let tcp = match tokio::time::timeout(shared.config.connect_timeout, TcpStream::connect(target))
         .await
@@ -551,6 +555,92 @@ async fn egress(
     let _ = tcp.set_nodelay(true);
     let (tcp_read, tcp_write) = tcp.into_split();
     io::splice(recv, send, tcp_read, tcp_write, gate).await;
+}
+
+/// The UDP flows of one connection, by the stream id that opened each.
+type UdpFlows = Arc<Mutex<HashMap<u64, Arc<UdpSocket>>>>;
+
+/// UDP egress: one socket connected to the checked address; payloads travel as QUIC
+/// datagrams tagged with the flow's stream id (RFC 9297). A datagram that does not fit
+/// either way is dropped, never queued. The flow lives while its stream is open.
+async fn udp_egress(
+    shared: &Shared,
+    authority: &str,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    conn: quinn::Connection,
+    flows: UdpFlows,
+    gate: io::Gate,
+) {
+    let (authority, target) = match checked_destination(shared, authority).await {
+        Ok(found) => found,
+        Err((status, message)) => return refuse(&mut send, status, message).await,
+    };
+    let bind: SocketAddr = if target.is_ipv6() {
+        SocketAddr::from(([0u16; 8], 0))
+    } else {
+        SocketAddr::from(([0u8; 4], 0))
+    };
+    let socket = match UdpSocket::bind(bind).await {
+        Ok(s) => s,
+        Err(e) => {
+            let message = format!("cannot open a UDP socket: {e}");
+            return refuse(&mut send, Status::InternalError, message).await;
+        }
+    };
+    if let Err(e) = socket.connect(target).await {
+        let message = format!("{authority} ({target}): {e}");
+        return refuse(&mut send, Status::ConnectionRefused, message).await;
+    }
+    let socket = Arc::new(socket);
+    let id = u64::from(recv.id());
+    if let Ok(mut flows) = flows.lock() {
+        flows.insert(id, socket.clone());
+    }
+    let ok = Frame::Status {
+        status: Status::Ok,
+        message: String::new(),
+    };
+    if io::write_frame(&mut send, &ok).await.is_ok() {
+        let replies = async {
+            let mut buf = vec![0u8; 65_536];
+            while let Ok(n) = socket.recv(&mut buf).await {
+                let datagram = wire::encode_datagram(id, &buf[..n]);
+                let fits = conn
+                    .max_datagram_size()
+                    .is_some_and(|max| datagram.len() <= max);
+                if fits && gate.admit_datagram(false, n as u64) {
+                    let _ = conn.send_datagram(datagram.into());
+                }
+            }
+        };
+        // The flow ends when the client closes or resets its stream.
+        let mut sink = [0u8; 64];
+        let closed = async { while let Ok(Some(_)) = recv.read(&mut sink).await {} };
+        tokio::select! {
+            () = replies => {}
+            () = closed => {}
+        }
+    }
+    if let Ok(mut flows) = flows.lock() {
+        flows.remove(&id);
+    }
+    let _ = send.finish();
+}
+
+/// Passes the client's datagrams to their UDP flows.
+async fn route_datagrams(conn: quinn::Connection, flows: UdpFlows, gate: io::Gate) {
+    while let Ok(datagram) = conn.read_datagram().await {
+        let Ok((id, payload)) = wire::decode_datagram(&datagram) else {
+            continue; // malformed: dropped
+        };
+        let socket = flows.lock().ok().and_then(|f| f.get(&id).cloned());
+        if let Some(socket) = socket
+            && gate.admit_datagram(true, payload.len() as u64)
+        {
+            let _ = socket.try_send(payload);
+        }
+    }
 }
 
 async fn peer_relay(

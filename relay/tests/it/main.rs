@@ -11,3 +11,4 @@
 mod flows;
 mod hostile;
 mod limits;
+mod udp;

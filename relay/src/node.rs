@@ -57,13 +57,19 @@ pub struct NodeConfig {
     pub promise_margin: u64,
     /// The network promises are made on (`demo` for demo traffic).
     pub network: String,
-    /// Where each finished session is reported (for the ledger).
+    /// Where sessions are reported (for the ledger): every `checkpoint_every` while
+    /// a new promise arrived, and once at the end.
     pub sessions: Option<mpsc::UnboundedSender<SessionRecord>>,
+    /// How often a running session's latest promise is reported, so a crash loses
+    /// little.
+    pub checkpoint_every: Duration,
 }
 
-/// A finished session: what was relayed and the latest promise that pays for it.
+/// A session's state: what was relayed and the latest promise that pays for it.
 #[derive(Debug)]
 pub struct SessionRecord {
+    /// True for the last record of a session; earlier ones are checkpoints.
+    pub ended: bool,
     /// The client.
     pub client: NodeId,
     /// Bytes client → destination.
@@ -94,6 +100,7 @@ impl NodeConfig {
             promise_margin: 64 << 20,
             network: "demo".into(),
             sessions: None,
+            checkpoint_every: Duration::from_secs(10),
         }
     }
 }
@@ -149,7 +156,16 @@ pub fn transport_config(idle: Duration, max_streams: u32) -> quinn::TransportCon
 
 impl RelayNode {
     /// Starts the node on the current tokio runtime.
-    pub fn start(config: NodeConfig) -> Result<RelayNode, NodeError> {
+    pub fn start(mut config: NodeConfig) -> Result<RelayNode, NodeError> {
+        // The node's own and gateway addresses are refused in every mode.
+        if let Some(policy) = &mut config.egress {
+            policy
+                .node_addresses
+                .extend(crate::policy::node_addresses());
+            if policy.allow_loopback_for_tests {
+                policy.node_addresses.retain(|ip| !ip.is_loopback());
+            }
+        }
         let tls = crate::tls::server_config(&config.key)?;
         let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
             .map_err(|e| crate::tls::TlsError::from_message(e.to_string()))?;
@@ -274,6 +290,8 @@ async fn serve_connection(shared: Arc<Shared>, incoming: quinn::Incoming) {
             )
             .await;
             let _ = control_send.finish();
+            // Wait for the client to have it before the connection goes away.
+            let _ = tokio::time::timeout(Duration::from_secs(2), control_send.stopped()).await;
             return;
         }
         _ => {
@@ -338,6 +356,32 @@ async fn serve_connection(shared: Arc<Shared>, incoming: quinn::Incoming) {
         control_recv,
         allowance.clone(),
     ));
+    if let (Some(sessions), Some(allowance)) = (config.sessions.clone(), allowance.clone()) {
+        let every = config.checkpoint_every;
+        let counters = session_counters.clone();
+        let watched = conn.clone();
+        tokio::spawn(async move {
+            let mut last_units = None;
+            loop {
+                tokio::select! {
+                    _ = watched.closed() => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+                let receipt = allowance.latest();
+                let units = receipt.as_ref().map(|r| r.receipt().units);
+                if units.is_some() && units != last_units {
+                    last_units = units;
+                    let _ = sessions.send(SessionRecord {
+                        ended: false,
+                        client,
+                        up: counters.up.load(Ordering::Relaxed),
+                        down: counters.down.load(Ordering::Relaxed),
+                        receipt,
+                    });
+                }
+            }
+        });
+    }
     let flows: UdpFlows = Arc::default();
     tokio::spawn(route_datagrams(conn.clone(), flows.clone(), gate.clone()));
     while let Ok(streams) = conn.accept_bi().await {
@@ -353,6 +397,7 @@ async fn serve_connection(shared: Arc<Shared>, incoming: quinn::Incoming) {
     forget_listener(&shared, client, &conn);
     if let Some(sessions) = &config.sessions {
         let _ = sessions.send(SessionRecord {
+            ended: true,
             client,
             up: session_counters.up.load(Ordering::Relaxed),
             down: session_counters.down.load(Ordering::Relaxed),

@@ -224,3 +224,79 @@ async fn a_client_that_never_reads_is_held_back_not_buffered() {
         .unwrap();
     assert_eq!(back, b"still fine");
 }
+
+async fn raw_connection(node: &RelayNode) -> quinn::Connection {
+    let tls = relay::tls::client_config(&key(2), node.id()).unwrap();
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut endpoint = quinn::Endpoint::client(loopback()).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(quic)));
+    let conn = endpoint
+        .connect(node.local_addr().unwrap(), "spare-node")
+        .unwrap()
+        .await
+        .unwrap();
+    std::mem::forget(endpoint);
+    conn
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_truncated_frames_close_the_connection_not_the_node() {
+    let node = RelayNode::start(NodeConfig::new(key(1), loopback())).unwrap();
+    // Garbage instead of Hello.
+    let conn = raw_connection(&node).await;
+    let (mut send, _recv) = conn.open_bi().await.unwrap();
+    send.write_all(&[0xff, 0x00, 0x01]).await.unwrap();
+    let reason = tokio::time::timeout(Duration::from_secs(5), conn.closed())
+        .await
+        .unwrap();
+    assert!(
+        matches!(reason, quinn::ConnectionError::ApplicationClosed(_)),
+        "{reason}"
+    );
+
+    // A good Hello, then a truncated frame on the control stream.
+    let conn = raw_connection(&node).await;
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    relay::io::write_frame(
+        &mut send,
+        &relay::wire::Frame::Hello {
+            version: relay::wire::VERSION,
+        },
+    )
+    .await
+    .unwrap();
+    relay::io::read_frame(&mut recv, Duration::from_secs(5))
+        .await
+        .unwrap();
+    send.write_all(&[7, 9, 1]).await.unwrap(); // a Ping claiming 9 bytes, then the end
+    send.finish().unwrap();
+    let reason = tokio::time::timeout(Duration::from_secs(5), conn.closed())
+        .await
+        .unwrap();
+    assert!(
+        matches!(reason, quinn::ConnectionError::ApplicationClosed(_)),
+        "{reason}"
+    );
+
+    // The node still serves others.
+    let client = RelayClient::connect(&node.ticket(vec![]).unwrap(), &key(3)).await;
+    assert!(client.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_protocol_version_is_told_so() {
+    let node = RelayNode::start(NodeConfig::new(key(1), loopback())).unwrap();
+    let conn = raw_connection(&node).await;
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    relay::io::write_frame(&mut send, &relay::wire::Frame::Hello { version: 99 })
+        .await
+        .unwrap();
+    let reply = relay::io::read_frame(&mut recv, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let relay::wire::Frame::Status { status, message } = reply else {
+        panic!("{reply:?}");
+    };
+    assert_eq!(status, Status::NotOffered);
+    assert!(message.contains("protocol 1, not 99"), "{message}");
+}

@@ -76,6 +76,7 @@ async fn lagging_promises_pause_the_client_until_they_catch_up() {
     config.price_per_gib = 1_000_000;
     config.promise_margin = 256 * 1024;
     config.sessions = Some(sessions_tx);
+    config.checkpoint_every = Duration::from_millis(200);
     let node = RelayNode::start(config).unwrap();
     let client_key = key(2);
     let client = RelayClient::connect(&node.ticket(vec![]).unwrap(), &client_key)
@@ -118,13 +119,24 @@ async fn lagging_promises_pause_the_client_until_they_catch_up() {
     writer.await.unwrap();
     assert_eq!(echoed, BYTES);
     assert_eq!(client.notice(), None);
+    // Long enough for a checkpoint of the running session.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     drop(client);
 
-    // The session's record carries the latest promise, signed by the client.
-    let record = tokio::time::timeout(Duration::from_secs(40), sessions.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    // While it ran, the session was checkpointed; its last record carries the latest
+    // promise, signed by the client.
+    let mut checkpoints = 0;
+    let record = loop {
+        let record = tokio::time::timeout(Duration::from_secs(40), sessions.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if record.ended {
+            break record;
+        }
+        checkpoints += 1;
+    };
+    assert!(checkpoints >= 1, "no checkpoint while the session ran");
     assert_eq!((record.up, record.down), (BYTES as u64, BYTES as u64));
     let receipt = record
         .receipt

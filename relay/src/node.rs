@@ -44,6 +44,12 @@ pub struct NodeConfig {
     pub idle_timeout: Duration,
     /// Concurrent flows (streams) per client.
     pub max_flows_per_client: u32,
+    /// New flows a client may open per second (bursts of twice as many); more are
+    /// refused with `rate_limited`.
+    pub flow_opens_per_second: u64,
+    /// Other services sharing the port, by ALPN: their connections are handed over
+    /// after the handshake (the GPU job service, for one).
+    pub services: Vec<(Vec<u8>, mpsc::UnboundedSender<quinn::Connection>)>,
     /// Per-client caps, bytes per second client → destination and back (0: none).
     pub client_rate: (u64, u64),
     /// Whole-node caps, bytes per second up and down (0: none).
@@ -93,6 +99,8 @@ impl NodeConfig {
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             max_flows_per_client: 64,
+            flow_opens_per_second: 50,
+            services: Vec::new(),
             client_rate: (0, 0),
             node_rate: (0, 0),
             quota: (0, 0),
@@ -138,6 +146,24 @@ pub struct RelayNode {
     shared: Arc<Shared>,
 }
 
+/// Socket buffers asked for; the OS may grant less (Linux caps them at rmem_max and
+/// wmem_max), which is why they are asked for rather than assumed.
+const SOCKET_BUFFER: usize = 8 << 20;
+
+/// The node's UDP socket, with buffers raised where the OS allows: loopback and fast
+/// links drop packets with the default buffers (quinn's bench loses ~2.6 % here).
+fn udp_socket(bind: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))?;
+    if bind.is_ipv6() {
+        let _ = socket.set_only_v6(false);
+    }
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.bind(&bind.into())?;
+    Ok(socket.into())
+}
+
 /// Finite flow-control windows: quinn's default connection receive window is
 /// unbounded, which would let one client make the node buffer without limit.
 pub fn transport_config(idle: Duration, max_streams: u32) -> quinn::TransportConfig {
@@ -166,7 +192,9 @@ impl RelayNode {
                 policy.node_addresses.retain(|ip| !ip.is_loopback());
             }
         }
-        let tls = crate::tls::server_config(&config.key)?;
+        let mut tls = crate::tls::server_config(&config.key)?;
+        tls.alpn_protocols
+            .extend(config.services.iter().map(|(alpn, _)| alpn.clone()));
         let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
             .map_err(|e| crate::tls::TlsError::from_message(e.to_string()))?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
@@ -174,11 +202,18 @@ impl RelayNode {
             config.idle_timeout,
             config.max_flows_per_client,
         )));
-        let endpoint =
-            quinn::Endpoint::server(server, config.bind).map_err(|source| NodeError::Bind {
-                addr: config.bind,
-                source,
-            })?;
+        let bind_err = |source| NodeError::Bind {
+            addr: config.bind,
+            source,
+        };
+        let socket = udp_socket(config.bind).map_err(bind_err)?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(server),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(bind_err)?;
         let id = NodeId::from_bytes(config.key.verifying_key().to_bytes())
             .ok_or_else(|| crate::tls::TlsError::from_message("invalid node key".into()))?;
         let quota = (config.quota != (0, 0))
@@ -266,6 +301,24 @@ async fn serve_connection(shared: Arc<Shared>, incoming: quinn::Incoming) {
     let Ok(Ok(conn)) = tokio::time::timeout(config.handshake_timeout, incoming).await else {
         return;
     };
+    // Connections for another service on the same port go to that service.
+    let alpn = conn
+        .handshake_data()
+        .and_then(|h| h.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|h| h.protocol);
+    if alpn.as_deref() != Some(crate::wire::ALPN) {
+        let service = config
+            .services
+            .iter()
+            .find(|(name, _)| Some(name.as_slice()) == alpn.as_deref());
+        match service {
+            Some((_, handoff)) => {
+                let _ = handoff.send(conn);
+            }
+            None => conn.close(quinn::VarInt::from_u32(7), b"unknown ALPN"),
+        }
+        return;
+    }
     let Some(client) = crate::tls::peer_id(&conn) else {
         conn.close(quinn::VarInt::from_u32(1), b"no client key");
         return;
@@ -384,7 +437,19 @@ async fn serve_connection(shared: Arc<Shared>, incoming: quinn::Incoming) {
     }
     let flows: UdpFlows = Arc::default();
     tokio::spawn(route_datagrams(conn.clone(), flows.clone(), gate.clone()));
-    while let Ok(streams) = conn.accept_bi().await {
+    let mut opens = crate::limits::TokenBucket::new(
+        config.flow_opens_per_second,
+        config.flow_opens_per_second * 2,
+        std::time::Instant::now(),
+    );
+    while let Ok(mut streams) = conn.accept_bi().await {
+        if opens.grant(std::time::Instant::now(), 1) == 0 {
+            tokio::spawn(async move {
+                let message = "too many new flows at once: slow down".to_owned();
+                refuse(&mut streams.0, Status::RateLimited, message).await;
+            });
+            continue;
+        }
         tokio::spawn(serve_flow(
             shared.clone(),
             client,

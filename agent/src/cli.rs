@@ -75,6 +75,8 @@ enum Command {
         #[command(subcommand)]
         command: GpuCommand,
     },
+    /// Print this node's ticket: its id and addresses, to give to relay clients
+    Ticket,
     /// Relay bandwidth: serve as a node, or use a node as a client
     Relay {
         #[command(subcommand)]
@@ -84,11 +86,11 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum RelayCommand {
-    /// Run a relay node and print its ticket (peer relay only unless egress is given)
+    /// Run a relay node and print its ticket (settings from the config's [relay])
     Serve {
-        /// UDP address to listen on
-        #[arg(long, default_value = "0.0.0.0:4433")]
-        bind: SocketAddr,
+        /// UDP address to listen on [default: all interfaces at relay.port]
+        #[arg(long)]
+        bind: Option<SocketAddr>,
         /// An address to put in the ticket (repeatable) [default: the bound one]
         #[arg(long = "public", value_name = "ADDR")]
         public: Vec<SocketAddr>,
@@ -100,9 +102,9 @@ enum RelayCommand {
         /// the internet: only with care
         #[arg(long)]
         egress_open: bool,
-        /// Price in micro-credits per GiB relayed (0: no payment asked)
-        #[arg(long, default_value_t = 0)]
-        price: u64,
+        /// Price in micro-credits per GiB relayed [default: relay.price_per_gib]
+        #[arg(long)]
+        price: Option<u64>,
         #[arg(long, hide = true)]
         allow_loopback_for_tests: bool,
     },
@@ -467,9 +469,22 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             }
             Ok(Outcome::Ok)
         }
+        Command::Ticket => {
+            let config = load_config(&cli)?;
+            let store = match cli.key_file.clone().or(config.node.key_file.clone()) {
+                Some(path) => KeyStore::File(path),
+                None => KeyStore::Keyring,
+            };
+            let (identity, _) = identity::load_or_create(&store)?;
+            println!(
+                "{}",
+                crate::relaying::ticket(identity.signing_key(), &config)?
+            );
+            Ok(Outcome::Ok)
+        }
         Command::Relay { command } => {
             let config = load_config(&cli)?;
-            let store = match cli.key_file.clone().or(config.node.key_file) {
+            let store = match cli.key_file.clone().or(config.node.key_file.clone()) {
                 Some(path) => KeyStore::File(path),
                 None => KeyStore::Keyring,
             };
@@ -485,7 +500,8 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                     allow_loopback_for_tests,
                 } => crate::relaying::serve(
                     key,
-                    crate::relaying::ServeOptions {
+                    &config,
+                    crate::relaying::ServeOverrides {
                         bind: *bind,
                         public: public.clone(),
                         allow: allow.clone(),

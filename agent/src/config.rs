@@ -26,6 +26,49 @@ pub struct Config {
     pub gpu: GpuConfig,
     /// Bandwidth lending limits.
     pub bandwidth: BandwidthConfig,
+    /// The relay node.
+    pub relay: RelayConfig,
+}
+
+/// Where the relay node may send its clients' traffic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EgressMode {
+    /// Peer relay only: clients reach each other; the node dials nothing itself.
+    #[default]
+    Off,
+    /// Only to the hosts and ports in `allow`.
+    Allowlist,
+    /// To any public destination (the node's IP address becomes the clients').
+    Open,
+}
+
+/// `[relay]`: the relay node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    /// The UDP port the node listens on.
+    pub port: u16,
+    /// Egress mode.
+    pub egress: EgressMode,
+    /// Allowed destinations in `allowlist` mode, as `host:ports`.
+    pub allow: Vec<String>,
+    /// Price in micro-credits per GiB relayed; 0 relays for free.
+    pub price_per_gib: u64,
+    /// Addresses for the ticket, as `ip:port`; empty means this machine's own.
+    pub public_addresses: Vec<String>,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            port: 4433,
+            egress: EgressMode::Off,
+            allow: Vec::new(),
+            price_per_gib: 0,
+            public_addresses: Vec::new(),
+        }
+    }
 }
 
 /// `[node]`: where the node keeps its files.
@@ -260,6 +303,42 @@ impl Config {
             0..=1_000_000,
             "GB (0 = no quota)",
         );
+        if self.relay.port == 0 {
+            out.push(Problem {
+                key: Some("relay.port".into()),
+                line: locate(text, "relay", "port"),
+                message: "0 is out of range: allowed 1 to 65535".into(),
+            });
+        }
+        for rule in &self.relay.allow {
+            if let Err(why) = rule.parse::<relay::policy::AllowRule>() {
+                out.push(Problem {
+                    key: Some("relay.allow".into()),
+                    line: locate(text, "relay", "allow"),
+                    message: why,
+                });
+            }
+        }
+        if self.relay.egress == EgressMode::Allowlist && self.relay.allow.is_empty() {
+            out.push(Problem {
+                key: Some("relay.egress".into()),
+                line: locate(text, "relay", "egress"),
+                message: "is \"allowlist\" but `allow` lists no destination: add some, or set \
+                          egress = \"off\""
+                    .into(),
+            });
+        }
+        for address in &self.relay.public_addresses {
+            if address.parse::<std::net::SocketAddr>().is_err() {
+                out.push(Problem {
+                    key: Some("relay.public_addresses".into()),
+                    line: locate(text, "relay", "public_addresses"),
+                    message: format!(
+                        "{address:?} is not an address: use ip:port, e.g. \"203.0.113.7:4433\""
+                    ),
+                });
+            }
+        }
         for (key, path) in [
             ("ledger", &self.node.ledger),
             ("key_file", &self.node.key_file),
@@ -362,6 +441,34 @@ mod tests {
                 "the example does not document `{line}`"
             );
         }
+    }
+
+    #[test]
+    fn relay_settings_are_checked() {
+        let problems = Config::parse(
+            "[relay]\nport = 0\negress = \"allowlist\"\nallow = [\"1.2.3.4:80\"]\npublic_addresses = [\"nowhere\"]\n",
+        )
+        .unwrap_err();
+        let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert!(
+            shown.iter().any(|p| p.starts_with("line 2: relay.port")),
+            "{shown:?}"
+        );
+        assert!(
+            shown
+                .iter()
+                .any(|p| p.starts_with("line 4: relay.allow") && p.contains("not addresses")),
+            "{shown:?}"
+        );
+        assert!(
+            shown
+                .iter()
+                .any(|p| p.starts_with("line 5: relay.public_addresses")),
+            "{shown:?}"
+        );
+        let problems = Config::parse("[relay]\negress = \"everywhere\"\n").unwrap_err();
+        assert_eq!(problems[0].line, Some(2));
+        assert!(problems[0].message.contains("allowlist"), "{}", problems[0]);
     }
 
     #[test]

@@ -29,3 +29,8 @@ pub fn ledger_file() -> anyhow::Result<PathBuf> {
 pub fn pipeline_cache_dir() -> anyhow::Result<PathBuf> {
     Ok(project_dirs()?.cache_dir().join("pipelines"))
 }
+
+/// Where running relay sessions' latest promises are checkpointed.
+pub fn relay_sessions_dir() -> anyhow::Result<PathBuf> {
+    Ok(project_dirs()?.data_dir().join("relay-sessions"))
+}

@@ -137,3 +137,40 @@ fn a_bad_ticket_is_explained() {
         .fails();
     assert!(run.stderr.contains("reading the ticket"), "{}", run.stderr);
 }
+
+#[test]
+fn spare_ticket_names_this_node_and_its_configured_addresses() {
+    let spare = Spare::new();
+    let key = spare.path("node.key");
+    let id = spare
+        .run(&["--key-file", path_str(&key), "id"])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    let config = spare.path("config.toml");
+    std::fs::write(
+        &config,
+        "[relay]\nport = 7000\npublic_addresses = [\"203.0.113.7:7000\", \"[2001:db8::1]:7000\"]\n",
+    )
+    .unwrap();
+    let ticket = spare
+        .run(&[
+            "--key-file",
+            path_str(&key),
+            "--config",
+            path_str(&config),
+            "ticket",
+        ])
+        .ok()
+        .stdout;
+    let parsed: relay::ticket::Ticket = ticket.trim().parse().unwrap();
+    assert_eq!(parsed.node.to_string(), id);
+    assert_eq!(
+        parsed.addresses,
+        vec![
+            "203.0.113.7:7000".parse().unwrap(),
+            "[2001:db8::1]:7000".parse().unwrap()
+        ]
+    );
+}

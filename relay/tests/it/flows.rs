@@ -19,12 +19,17 @@ pub fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
-/// A node that may reach loopback (the explicit test setting), in open egress mode.
-pub fn node_with_loopback_egress() -> RelayNode {
-    let mut config = NodeConfig::new(key(1), loopback());
+/// Open egress that may reach loopback (the explicit test setting).
+pub fn allow_loopback_egress(config: &mut NodeConfig) {
     let mut policy = EgressPolicy::open();
     policy.allow_loopback_for_tests = true;
     config.egress = Some(policy);
+}
+
+/// A node that may reach loopback, in open egress mode.
+pub fn node_with_loopback_egress() -> RelayNode {
+    let mut config = NodeConfig::new(key(1), loopback());
+    allow_loopback_egress(&mut config);
     RelayNode::start(config).unwrap()
 }
 

@@ -74,9 +74,7 @@ async fn a_ticket_with_another_node_id_is_refused_by_the_client() {
 async fn silent_and_malformed_clients_are_cut_off_and_others_carry_on() {
     let echo = echo_server().await;
     let mut config = NodeConfig::new(key(1), loopback());
-    let mut policy = EgressPolicy::open();
-    policy.allow_loopback_for_tests = true;
-    config.egress = Some(policy);
+    crate::flows::allow_loopback_egress(&mut config);
     config.first_frame_timeout = Duration::from_millis(300);
     let node = RelayNode::start(config).unwrap();
     let ticket = node.ticket(vec![]).unwrap();
@@ -145,9 +143,7 @@ async fn a_client_that_never_says_hello_is_closed() {
 async fn streams_past_the_limit_wait_and_other_clients_carry_on() {
     let echo = echo_server().await;
     let mut config = NodeConfig::new(key(1), loopback());
-    let mut policy = EgressPolicy::open();
-    policy.allow_loopback_for_tests = true;
-    config.egress = Some(policy);
+    crate::flows::allow_loopback_egress(&mut config);
     config.max_flows_per_client = 4;
     let node = RelayNode::start(config).unwrap();
     let ticket = node.ticket(vec![]).unwrap();
@@ -193,9 +189,7 @@ async fn a_client_that_never_reads_is_held_back_not_buffered() {
     });
     let echo = echo_server().await;
     let mut config = NodeConfig::new(key(1), loopback());
-    let mut policy = EgressPolicy::open();
-    policy.allow_loopback_for_tests = true;
-    config.egress = Some(policy);
+    crate::flows::allow_loopback_egress(&mut config);
     let node = RelayNode::start(config).unwrap();
     let ticket = node.ticket(vec![]).unwrap();
     let sleepy = RelayClient::connect(&ticket, &key(2)).await.unwrap();

@@ -5,18 +5,11 @@ use std::time::{Duration, Instant};
 
 use relay::client::RelayClient;
 use relay::node::{NodeConfig, RelayNode};
-use relay::policy::EgressPolicy;
 use relay::wire::Status;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 
 use crate::flows::{echo_server, key, loopback};
-
-fn loopback_egress(config: &mut NodeConfig) {
-    let mut policy = EgressPolicy::open();
-    policy.allow_loopback_for_tests = true;
-    config.egress = Some(policy);
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_per_client_upload_cap_holds_within_five_percent() {
@@ -38,7 +31,7 @@ async fn a_per_client_upload_cap_holds_within_five_percent() {
         let _ = done_tx.send((total, Instant::now()));
     });
     let mut config = NodeConfig::new(key(1), loopback());
-    loopback_egress(&mut config);
+    crate::flows::allow_loopback_egress(&mut config);
     config.client_rate = (RATE, 0);
     let node = RelayNode::start(config).unwrap();
     let client = RelayClient::connect(&node.ticket(vec![]).unwrap(), &key(2))
@@ -72,7 +65,7 @@ async fn lagging_promises_pause_the_client_until_they_catch_up() {
     let echo = echo_server().await;
     let (sessions_tx, mut sessions) = tokio::sync::mpsc::unbounded_channel();
     let mut config = NodeConfig::new(key(1), loopback());
-    loopback_egress(&mut config);
+    crate::flows::allow_loopback_egress(&mut config);
     config.price_per_gib = 1_000_000;
     config.promise_margin = 256 * 1024;
     config.sessions = Some(sessions_tx);
@@ -156,7 +149,7 @@ async fn lagging_promises_pause_the_client_until_they_catch_up() {
 async fn a_used_up_quota_ends_flows_and_refuses_new_ones() {
     let echo = echo_server().await;
     let mut config = NodeConfig::new(key(1), loopback());
-    loopback_egress(&mut config);
+    crate::flows::allow_loopback_egress(&mut config);
     config.quota = (100_000, 0);
     let node = RelayNode::start(config).unwrap();
     let client = RelayClient::connect(&node.ticket(vec![]).unwrap(), &key(2))

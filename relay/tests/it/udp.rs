@@ -33,9 +33,7 @@ async fn udp_echo() -> std::net::SocketAddr {
 async fn datagrams_go_through_and_oversized_replies_are_dropped() {
     let echo = udp_echo().await;
     let mut config = NodeConfig::new(key(1), loopback());
-    let mut policy = EgressPolicy::open();
-    policy.allow_loopback_for_tests = true;
-    config.egress = Some(policy);
+    crate::flows::allow_loopback_egress(&mut config);
     let node = RelayNode::start(config).unwrap();
     let client = RelayClient::connect(&node.ticket(vec![]).unwrap(), &key(2))
         .await

@@ -9,5 +9,6 @@ pub mod config;
 pub mod earnings;
 pub mod identity;
 pub mod jobs;
+pub mod lending;
 pub mod paths;
 pub mod relaying;

@@ -15,9 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::admission::{self, Caps, RUNNER_GROUP};
 use crate::manifest::{BindingKind, BindingRef, Job};
-use crate::slicing::{
-    self, Budget, CEILING, Cursor, SLICE_BINDING, SLICE_UNIFORM_BYTES, SliceSizer,
-};
+use crate::slicing::{self, Budget, Cursor, SLICE_BINDING, SLICE_UNIFORM_BYTES, SliceSizer};
 
 /// Why the GPU could not run a job.
 #[derive(Debug, thiserror::Error)]
@@ -896,15 +894,4 @@ fn buffer_entry(binding: u32, ty: wgpu::BufferBindingType) -> wgpu::BindGroupLay
         },
         count: None,
     }
-}
-
-/// The longest a slice may run before the supervisor kills the worker: the ceiling,
-/// several times over.
-pub fn watchdog_limit(ceiling: Duration) -> Duration {
-    ceiling * 4
-}
-
-/// The default ceiling for slices.
-pub fn default_ceiling() -> Duration {
-    CEILING
 }

@@ -139,13 +139,6 @@ impl QuotaGate {
             .and_then(|mut q| q.exceeded(Self::now()))
     }
 
-    /// Bytes that may still pass now.
-    pub fn remaining(&self) -> u64 {
-        self.quota
-            .lock()
-            .map_or(0, |mut q| q.remaining(Self::now()))
-    }
-
     fn take(&self, want: u64) -> u64 {
         self.quota
             .lock()

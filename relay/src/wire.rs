@@ -514,11 +514,6 @@ impl FrameReader {
             }
         }
     }
-
-    /// Bytes buffered after the last whole frame (after `Status ok`, the flow's data).
-    pub fn take_rest(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.buf)
-    }
 }
 
 /// Prefixes a UDP payload with its flow's header (RFC 9297: quarter stream id, then

@@ -11,6 +11,18 @@ use tokio::io::AsyncReadExt;
 
 use crate::flows::{echo_server, key, loopback};
 
+/// Sends `text` through an echo flow opened by `client` and checks it comes back.
+async fn echo_round_trip(client: &RelayClient, echo: std::net::SocketAddr, text: &[u8]) {
+    let (mut send, mut recv) = client.open_tcp(&echo.to_string()).await.unwrap();
+    send.write_all(text).await.unwrap();
+    send.finish().unwrap();
+    let mut back = Vec::new();
+    AsyncReadExt::read_to_end(&mut recv, &mut back)
+        .await
+        .unwrap();
+    assert_eq!(back, text);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_policy_refuses_every_special_destination() {
     let echo = echo_server().await;
@@ -82,9 +94,9 @@ async fn silent_and_malformed_clients_are_cut_off_and_others_carry_on() {
     // A well-behaved client keeps working throughout.
     let good = RelayClient::connect(&ticket, &key(2)).await.unwrap();
 
-    // A flow that never sends its first frame is reset after the deadline.
+    // An empty destination is refused as malformed, with a reason.
     let bad = RelayClient::connect(&ticket, &key(3)).await.unwrap();
-    let err = bad.open_tcp("").await; // empty authority: refused as malformed
+    let err = bad.open_tcp("").await;
     assert!(
         matches!(
             err,
@@ -96,20 +108,31 @@ async fn silent_and_malformed_clients_are_cut_off_and_others_carry_on() {
         "{err:?}"
     );
 
-    // Garbage as a first frame: the flow is reset, the node lives on.
-    let conn_for_garbage = RelayClient::connect(&ticket, &key(4)).await.unwrap();
-    let _ = conn_for_garbage
-        .dial(relay::ticket::NodeId::from_bytes(key(4).verifying_key().to_bytes()).unwrap())
-        .await;
-
-    let (mut send, mut recv) = good.open_tcp(&echo.to_string()).await.unwrap();
-    send.write_all(b"still here").await.unwrap();
-    send.finish().unwrap();
-    let mut back = Vec::new();
-    AsyncReadExt::read_to_end(&mut recv, &mut back)
+    // A flow that never sends its first frame is reset after the deadline.
+    let silent = raw_connection(&node).await;
+    let (mut control, mut control_recv) = silent.open_bi().await.unwrap();
+    relay::io::write_frame(
+        &mut control,
+        &relay::wire::Frame::Hello {
+            version: relay::wire::VERSION,
+        },
+    )
+    .await
+    .unwrap();
+    relay::io::read_frame(&mut control_recv, Duration::from_secs(5))
         .await
         .unwrap();
-    assert_eq!(back, b"still here");
+    let (mut flow_send, mut flow_recv) = silent.open_bi().await.unwrap();
+    flow_send.write_all(&[]).await.unwrap(); // opens the stream, says nothing
+    flow_send.write_all(&[10]).await.unwrap(); // the first byte of a Connect, then nothing
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(5), flow_recv.read(&mut byte)).await;
+    assert!(
+        matches!(read, Ok(Err(_))),
+        "the silent flow was not reset: {read:?}"
+    );
+
+    echo_round_trip(&good, echo, b"still here").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,14 +184,7 @@ async fn streams_past_the_limit_wait_and_other_clients_carry_on() {
     assert!(fifth.is_err(), "a flow past the limit was opened");
 
     let other = RelayClient::connect(&ticket, &key(3)).await.unwrap();
-    let (mut send, mut recv) = other.open_tcp(&echo.to_string()).await.unwrap();
-    send.write_all(b"unaffected").await.unwrap();
-    send.finish().unwrap();
-    let mut back = Vec::new();
-    AsyncReadExt::read_to_end(&mut recv, &mut back)
-        .await
-        .unwrap();
-    assert_eq!(back, b"unaffected");
+    echo_round_trip(&other, echo, b"unaffected").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,14 +225,7 @@ async fn a_client_that_never_reads_is_held_back_not_buffered() {
     );
 
     let other = RelayClient::connect(&ticket, &key(3)).await.unwrap();
-    let (mut send, mut recv) = other.open_tcp(&echo.to_string()).await.unwrap();
-    send.write_all(b"still fine").await.unwrap();
-    send.finish().unwrap();
-    let mut back = Vec::new();
-    AsyncReadExt::read_to_end(&mut recv, &mut back)
-        .await
-        .unwrap();
-    assert_eq!(back, b"still fine");
+    echo_round_trip(&other, echo, b"still fine").await;
 }
 
 async fn raw_connection(node: &RelayNode) -> quinn::Connection {

@@ -149,48 +149,60 @@ impl Payer {
     }
 }
 
+/// Opens a QUIC connection to the node in `ticket` for the service named by `alpn`
+/// (the relay, or another service sharing the node's port such as GPU jobs), trying
+/// the ticket's addresses in order. The node is authenticated by its key.
+pub async fn connect_service(
+    ticket: &Ticket,
+    key: &SigningKey,
+    alpn: &[u8],
+) -> Result<(quinn::Endpoint, quinn::Connection), ClientError> {
+    let tls = crate::tls::client_config_for(key, ticket.node, alpn)?;
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| crate::tls::TlsError::from_message(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(quic));
+    let mut transport = crate::node::transport_config(Duration::from_secs(30), 256);
+    transport.keep_alive_interval(Some(Duration::from_secs(10)));
+    config.transport_config(Arc::new(transport));
+    let mut last = String::from("the ticket has no addresses");
+    for addr in &ticket.addresses {
+        let bind: SocketAddr = if addr.is_ipv6() {
+            "[::]:0".parse().map_err(connection_error)?
+        } else {
+            "0.0.0.0:0".parse().map_err(connection_error)?
+        };
+        let mut endpoint = match quinn::Endpoint::client(bind) {
+            Ok(e) => e,
+            Err(e) => {
+                last = e.to_string();
+                continue;
+            }
+        };
+        endpoint.set_default_client_config(config.clone());
+        let connecting = match endpoint.connect(*addr, "spare-node") {
+            Ok(c) => c,
+            Err(e) => {
+                last = e.to_string();
+                continue;
+            }
+        };
+        match tokio::time::timeout(ANSWER_TIMEOUT, connecting).await {
+            Ok(Ok(conn)) => return Ok((endpoint, conn)),
+            Ok(Err(e)) => last = format!("{addr}: {e}"),
+            Err(_) => last = format!("{addr}: no answer in {ANSWER_TIMEOUT:?}"),
+        }
+    }
+    Err(ClientError::Unreachable {
+        node: ticket.node,
+        last,
+    })
+}
+
 impl RelayClient {
     /// Connects to the node in `ticket`, trying its addresses in order.
     pub async fn connect(ticket: &Ticket, key: &SigningKey) -> Result<RelayClient, ClientError> {
-        let tls = crate::tls::client_config(key, ticket.node)?;
-        let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-            .map_err(|e| crate::tls::TlsError::from_message(e.to_string()))?;
-        let mut config = quinn::ClientConfig::new(Arc::new(quic));
-        let mut transport = crate::node::transport_config(Duration::from_secs(30), 256);
-        transport.keep_alive_interval(Some(Duration::from_secs(10)));
-        config.transport_config(Arc::new(transport));
-        let mut last = String::from("the ticket has no addresses");
-        for addr in &ticket.addresses {
-            let bind: SocketAddr = if addr.is_ipv6() {
-                "[::]:0".parse().map_err(connection_error)?
-            } else {
-                "0.0.0.0:0".parse().map_err(connection_error)?
-            };
-            let mut endpoint = match quinn::Endpoint::client(bind) {
-                Ok(e) => e,
-                Err(e) => {
-                    last = e.to_string();
-                    continue;
-                }
-            };
-            endpoint.set_default_client_config(config.clone());
-            let connecting = match endpoint.connect(*addr, "spare-node") {
-                Ok(c) => c,
-                Err(e) => {
-                    last = e.to_string();
-                    continue;
-                }
-            };
-            match tokio::time::timeout(ANSWER_TIMEOUT, connecting).await {
-                Ok(Ok(conn)) => return Self::hello(endpoint, conn, ticket.node, key).await,
-                Ok(Err(e)) => last = format!("{addr}: {e}"),
-                Err(_) => last = format!("{addr}: no answer in {ANSWER_TIMEOUT:?}"),
-            }
-        }
-        Err(ClientError::Unreachable {
-            node: ticket.node,
-            last,
-        })
+        let (endpoint, conn) = connect_service(ticket, key, crate::wire::ALPN).await?;
+        Self::hello(endpoint, conn, ticket.node, key).await
     }
 
     async fn hello(

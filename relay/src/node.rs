@@ -138,6 +138,10 @@ struct Shared {
     node_up: Option<io::SharedBucket>,
     node_down: Option<io::SharedBucket>,
     quota: Option<Arc<io::QuotaGate>>,
+    /// `None` while the node lends bandwidth; otherwise why not (the owner is back,
+    /// paused, over quota). New relay clients are refused with this reason and
+    /// connected ones are closed; other services on the port keep working.
+    stopped: tokio::sync::watch::Sender<Option<String>>,
 }
 
 /// A running relay node. Dropping it closes the endpoint.
@@ -229,6 +233,7 @@ impl RelayNode {
             node_up,
             node_down,
             quota,
+            stopped: tokio::sync::watch::Sender::new(None),
         });
         let accepting = endpoint.clone();
         let state = shared.clone();
@@ -275,6 +280,18 @@ impl RelayNode {
     /// Clients connected now.
     pub fn clients(&self) -> usize {
         self.shared.clients.load(Ordering::SeqCst)
+    }
+
+    /// Stops lending bandwidth, with the reason clients are told (`Some`), or starts
+    /// again (`None`). Stopping closes every relay connection and refuses new ones;
+    /// the endpoint stays up for the other services on its port. Sessions that end
+    /// this way are reported (and so paid) like any other.
+    pub fn set_stopped(&self, reason: Option<String>) {
+        self.shared.stopped.send_if_modified(|now| {
+            let changed = *now != reason;
+            *now = reason;
+            changed
+        });
     }
 }
 
@@ -352,6 +369,42 @@ async fn serve_connection(shared: Arc<Shared>, incoming: quinn::Incoming) {
             return;
         }
     }
+    let stopped = shared.stopped.borrow().clone();
+    if let Some(reason) = stopped {
+        let message = format!("this node is not lending bandwidth now: {reason}");
+        let _ = io::write_frame(
+            &mut control_send,
+            &Frame::Status {
+                status: Status::NotOffered,
+                message,
+            },
+        )
+        .await;
+        let _ = control_send.finish();
+        let _ = tokio::time::timeout(Duration::from_secs(2), control_send.stopped()).await;
+        return;
+    }
+    // When lending stops, the connection is closed with the reason.
+    let mut stops = shared.stopped.subscribe();
+    let closing = conn.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = closing.closed() => return,
+                changed = stops.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let reason = stops.borrow_and_update().clone();
+                    if let Some(reason) = reason {
+                        let message = format!("the node stopped lending bandwidth: {reason}");
+                        closing.close(quinn::VarInt::from_u32(8), message.as_bytes());
+                        return;
+                    }
+                }
+            }
+        }
+    });
     let session = *blake3::hash(&conn.stable_id().to_le_bytes()).as_bytes();
     let welcome = Frame::Welcome {
         version: VERSION,

@@ -107,6 +107,15 @@ pub fn server_config(key: &SigningKey) -> Result<rustls::ServerConfig, TlsError>
 
 /// A client's TLS configuration: its key, and only the node `expected`.
 pub fn client_config(key: &SigningKey, expected: NodeId) -> Result<rustls::ClientConfig, TlsError> {
+    client_config_for(key, expected, ALPN)
+}
+
+/// The same for another service on the node's port, by its ALPN.
+pub fn client_config_for(
+    key: &SigningKey,
+    expected: NodeId,
+    alpn: &[u8],
+) -> Result<rustls::ClientConfig, TlsError> {
     let mut config = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| TlsError(e.to_string()))?
@@ -115,7 +124,7 @@ pub fn client_config(key: &SigningKey, expected: NodeId) -> Result<rustls::Clien
         .with_client_cert_resolver(Arc::new(
             rustls::client::AlwaysResolvesClientRawPublicKeys::new(certified_key(key)?),
         ));
-    config.alpn_protocols = vec![ALPN.to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     Ok(config)
 }
 

@@ -9,7 +9,7 @@ use relay::wire::Status;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 
-use crate::flows::{echo_server, key, loopback};
+use crate::flows::{echo_server, key, loopback, node_with_loopback_egress};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_per_client_upload_cap_holds_within_five_percent() {
@@ -178,4 +178,39 @@ async fn a_used_up_quota_ends_flows_and_refuses_new_ones() {
     };
     assert_eq!(status, Status::QuotaExceeded, "{message}");
     assert!(message.contains("today's"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_closes_clients_with_the_reason_and_refuses_new_ones_until_resumed() {
+    let node = node_with_loopback_egress();
+    let ticket = node.ticket(vec![]).unwrap();
+    let client = RelayClient::connect(&ticket, &key(2)).await.unwrap();
+    node.set_stopped(Some("user active 3 s ago".into()));
+    let reason = tokio::time::timeout(Duration::from_secs(5), client.closed())
+        .await
+        .expect("the connection was not closed");
+    assert!(reason.contains("user active 3 s ago"), "{reason}");
+
+    let Err(relay::client::ClientError::Refused { status, message }) =
+        RelayClient::connect(&ticket, &key(3)).await
+    else {
+        panic!("a new client was served while the node was stopped");
+    };
+    assert_eq!(status, Status::NotOffered);
+    assert!(
+        message.contains("not lending bandwidth now: user active 3 s ago"),
+        "{message}"
+    );
+
+    node.set_stopped(None);
+    let echo = echo_server().await;
+    let client = RelayClient::connect(&ticket, &key(3)).await.unwrap();
+    let (mut send, mut recv) = client.open_tcp(&echo.to_string()).await.unwrap();
+    send.write_all(b"back").await.unwrap();
+    send.finish().unwrap();
+    let mut echoed = Vec::new();
+    AsyncReadExt::read_to_end(&mut recv, &mut echoed)
+        .await
+        .unwrap();
+    assert_eq!(echoed, b"back");
 }

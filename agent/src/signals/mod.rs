@@ -1,0 +1,46 @@
+//! The platform signals that feed the lending policy's `Sample`: how long the owner has
+//! been away from the keyboard and mouse, and the slower readings of the machine (battery,
+//! games, GPU temperature, CPU and memory use), plus the owner's schedule.
+//!
+//! Each reader has one small interface and a backend per OS. A reader that cannot read
+//! says why in plain words, naming the fix where there is one; nothing here panics, and
+//! nothing needs a display to exist (crates that crash without one are not used).
+//!
+//! This module only reads; deciding what to do with the readings is `crate::lending`'s job.
+
+mod command;
+mod input;
+mod machine;
+mod macos;
+pub mod schedule;
+
+#[cfg(target_os = "linux")]
+mod mutter;
+#[cfg(windows)]
+mod windows;
+#[cfg(target_os = "linux")]
+mod x11;
+
+pub use input::input_idle;
+pub use machine::{Machine, MachineReading};
+pub use schedule::{Rule, Schedule};
+
+/// Time since the last keyboard or mouse input.
+///
+/// Reading it must be cheap: the daemon polls it up to ten times a second while lending,
+/// to give the machine back as soon as the owner returns.
+pub trait InputIdle: Send {
+    /// The backend's name for diagnostics, e.g. "X11 screensaver".
+    fn name(&self) -> &'static str;
+
+    /// Time since the last input, or why it cannot be read.
+    fn idle(&mut self) -> Result<std::time::Duration, String>;
+}
+
+/// The X11 backend alone, on the named display (such as `":90"`), for tests under Xvfb
+/// and for diagnostics. Fails when the display cannot be reached or lacks the
+/// MIT-SCREEN-SAVER extension.
+#[cfg(target_os = "linux")]
+pub fn x11_input_idle(display: &str) -> Result<Box<dyn InputIdle>, String> {
+    Ok(Box::new(x11::X11Idle::connect(display)?))
+}

@@ -17,9 +17,12 @@ log() { printf 'dev-setup: %s\n' "$*" >&2; }
 #   curl                          a real HTTP client through the relay's SOCKS5 proxy
 #   mesa-vulkan-drivers, libvulkan1  Mesa's software Vulkan (lavapipe): a real wgpu
 #                                 device for the GPU runner's tests on machines without a GPU
+#   xvfb, xauth, xdotool          a real X server and real input events for the idle
+#                                 signal's tests and the input-to-yield benchmark
+#   util-linux                    setpriv: the control-channel test acts as another user
 # Never dbus-x11: it makes GLib autostart session buses that outlive the tests.
 APT_PACKAGES=(gnome-keyring libsecret-1-0 dbus-daemon dbus-bin keyutils pkg-config build-essential
-  mesa-vulkan-drivers libvulkan1 curl)
+  mesa-vulkan-drivers libvulkan1 curl xvfb xauth xdotool util-linux)
 
 missing_apt_packages() {
   local pkg

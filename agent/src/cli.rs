@@ -75,8 +75,51 @@ enum Command {
         #[command(subcommand)]
         command: GpuCommand,
     },
-    /// Print this node's ticket: its id and addresses, to give to relay clients
+    /// Print this node's ticket: its id and addresses, to give to relay clients and
+    /// requesters (the running node's, when one runs)
     Ticket,
+    /// Run the node without a GUI: lend the GPU and bandwidth when the policy allows,
+    /// serve the control channel, log state changes
+    Daemon {
+        /// Demo mode: an in-process requester and relay clients send real work over
+        /// loopback, recorded on the demo network (never as earnings); lending starts
+        /// at once
+        #[arg(long)]
+        demo: bool,
+        /// UDP address to listen on [default: all interfaces at relay.port]
+        #[arg(long)]
+        bind: Option<SocketAddr>,
+        #[arg(long, hide = true)]
+        allow_loopback_for_tests: bool,
+    },
+    /// Show the running node's state per resource, with reasons and today's earnings
+    Status {
+        /// Print JSON (schema in agent/STATUS.md)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause lending: gpu, bandwidth or all [default: all], for a DURATION such as 1h,
+    /// 30m, tomorrow or until-resumed [default: until-resumed]. Earned credit is kept
+    Pause {
+        /// gpu, bandwidth or all
+        #[arg(default_value = "all")]
+        target: crate::node::Target,
+        /// 1h, 30m, 2h30m, tomorrow or until-resumed
+        #[arg(default_value = "until-resumed")]
+        duration: crate::node::PauseFor,
+    },
+    /// Resume lending: gpu, bandwidth or all [default: all]
+    Resume {
+        /// gpu, bandwidth or all
+        #[arg(default_value = "all")]
+        target: crate::node::Target,
+    },
+    /// Why am I not earning? Check the keyring, GPU, node, endpoint, policy and quota
+    Doctor {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Relay bandwidth: serve as a node, or use a node as a client
     Relay {
         #[command(subcommand)]
@@ -155,6 +198,23 @@ enum JobCommand {
         /// Adapter index from `spare gpu info` [default: the fastest]
         #[arg(long)]
         adapter: Option<usize>,
+    },
+    /// Send a job to a node and wait for its outputs; writes one file per output and
+    /// prints the same JSON as run-local
+    Submit {
+        /// The node's ticket (`spare ticket` on that node)
+        ticket: String,
+        /// The job manifest (JSON)
+        manifest: PathBuf,
+        /// Folder for the output files
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Price to offer in micro-credits [default: what the node's rate card asks]
+        #[arg(long)]
+        price: Option<u64>,
+        /// The network the order is for [default: the node's]
+        #[arg(long)]
+        network: Option<String>,
     },
 }
 
@@ -268,14 +328,25 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     Ok(Config::load_or_default(&path, explicit)?)
 }
 
+fn key_store(cli: &Cli, config: &Config) -> KeyStore {
+    match cli.key_file.clone().or(config.node.key_file.clone()) {
+        Some(path) => KeyStore::File(path),
+        None => KeyStore::Keyring,
+    }
+}
+
+fn control_request(request: &crate::node::control::Request) -> anyhow::Result<serde_json::Value> {
+    crate::node::control::request(
+        &crate::node::control::socket_path(&paths::data_dir()?),
+        request,
+    )
+}
+
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match &cli.command {
         Command::Id => {
             let config = load_config(&cli)?;
-            let store = match cli.key_file.clone().or(config.node.key_file) {
-                Some(path) => KeyStore::File(path),
-                None => KeyStore::Keyring,
-            };
+            let store = key_store(&cli, &config);
             let (identity, origin) = identity::load_or_create(&store)?;
             if origin == Origin::Created {
                 eprintln!("created a new node key in {store}");
@@ -470,25 +541,114 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Command::Ticket => {
+            // The running node's ticket names the port it really listens on.
+            if let Ok(serde_json::Value::String(ticket)) =
+                control_request(&crate::node::control::Request::Ticket)
+            {
+                println!("{ticket}");
+                return Ok(Outcome::Ok);
+            }
             let config = load_config(&cli)?;
-            let store = match cli.key_file.clone().or(config.node.key_file.clone()) {
-                Some(path) => KeyStore::File(path),
-                None => KeyStore::Keyring,
-            };
-            let (identity, _) = identity::load_or_create(&store)?;
+            let (identity, _) = identity::load_or_create(&key_store(&cli, &config))?;
             println!(
                 "{}",
                 crate::relaying::ticket(identity.signing_key(), &config)?
             );
             Ok(Outcome::Ok)
         }
+        Command::Daemon {
+            demo,
+            bind,
+            allow_loopback_for_tests,
+        } => {
+            let config = load_config(&cli)?;
+            let (identity, origin) = identity::load_or_create(&key_store(&cli, &config))?;
+            if origin == Origin::Created {
+                eprintln!("created a new node key: node {}", identity.id());
+            }
+            let mut options = crate::node::NodeOptions::new(
+                config,
+                identity.signing_key().clone(),
+                paths::data_dir()?,
+            );
+            options.demo = *demo;
+            options.bind = *bind;
+            options.allow_loopback_for_tests = *allow_loopback_for_tests;
+            crate::daemon::run(options)?;
+            Ok(Outcome::Ok)
+        }
+        Command::Status { json } => {
+            let value = control_request(&crate::node::control::Request::Status)?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                let status: crate::node::Status = serde_json::from_value(value)?;
+                print!("{}", crate::daemon::render_status(&status));
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Pause { target, duration } => {
+            control_request(&crate::node::control::Request::Pause {
+                target: *target,
+                how_long: duration.clone(),
+            })?;
+            let value = control_request(&crate::node::control::Request::Status)?;
+            let status: crate::node::Status = serde_json::from_value(value)?;
+            print!("{}", crate::daemon::render_status(&status));
+            Ok(Outcome::Ok)
+        }
+        Command::Resume { target } => {
+            control_request(&crate::node::control::Request::Resume { target: *target })?;
+            let value = control_request(&crate::node::control::Request::Status)?;
+            let status: crate::node::Status = serde_json::from_value(value)?;
+            print!("{}", crate::daemon::render_status(&status));
+            Ok(Outcome::Ok)
+        }
+        Command::Doctor { json } => {
+            let loaded = load_config(&cli);
+            let config = loaded.as_ref().ok().cloned().unwrap_or_default();
+            let checks = crate::doctor::run(
+                loaded.as_ref().map_err(|e| format!("{e:#}")),
+                &key_store(&cli, &config),
+                &paths::data_dir()?,
+            );
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&checks)?);
+            } else {
+                print!("{}", crate::doctor::render(&checks));
+            }
+            Ok(if checks.iter().all(|c| c.ok) {
+                Outcome::Ok
+            } else {
+                Outcome::Failed
+            })
+        }
+        Command::Job {
+            command:
+                JobCommand::Submit {
+                    ticket,
+                    manifest,
+                    out,
+                    price,
+                    network,
+                },
+        } => {
+            let config = load_config(&cli)?;
+            let (identity, _) = identity::load_or_create(&key_store(&cli, &config))?;
+            let report = crate::jobs::submit(
+                ticket,
+                manifest,
+                out,
+                identity.signing_key(),
+                *price,
+                network.as_deref(),
+            )?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(Outcome::Ok)
+        }
         Command::Relay { command } => {
             let config = load_config(&cli)?;
-            let store = match cli.key_file.clone().or(config.node.key_file.clone()) {
-                Some(path) => KeyStore::File(path),
-                None => KeyStore::Keyring,
-            };
-            let (identity, _) = identity::load_or_create(&store)?;
+            let (identity, _) = identity::load_or_create(&key_store(&cli, &config))?;
             let key = identity.signing_key().clone();
             match command {
                 RelayCommand::Serve {

@@ -87,11 +87,20 @@ pub struct NodeConfig {
 pub struct LendingConfig {
     /// Minutes without keyboard or mouse input before lending starts.
     pub idle_minutes: u32,
+    /// When lending is allowed, as rules like `"Mon-Fri 22:00-07:00"`; empty: any time.
+    pub schedule: Vec<String>,
+    /// Programs that pause GPU lending while they run (games found in Steam, Epic and
+    /// GOG library folders pause it too).
+    pub exclusive_apps: Vec<String>,
 }
 
 impl Default for LendingConfig {
     fn default() -> Self {
-        Self { idle_minutes: 5 }
+        Self {
+            idle_minutes: 5,
+            schedule: Vec::new(),
+            exclusive_apps: Vec::new(),
+        }
     }
 }
 
@@ -107,6 +116,8 @@ pub struct GpuConfig {
     pub max_temperature_c: u32,
     /// The most memory one job's buffers may take together, in megabytes.
     pub max_job_memory_mb: u32,
+    /// The price asked for GPU jobs, in micro-credits per million workgroups.
+    pub price_per_million_workgroups: u64,
 }
 
 impl Default for GpuConfig {
@@ -116,6 +127,7 @@ impl Default for GpuConfig {
             max_duty_cycle_percent: 60,
             max_temperature_c: 80,
             max_job_memory_mb: 512,
+            price_per_million_workgroups: 100_000,
         }
     }
 }
@@ -126,6 +138,9 @@ impl Default for GpuConfig {
 pub struct BandwidthConfig {
     /// Lend bandwidth at all.
     pub enabled: bool,
+    /// Lend bandwidth only while the owner is away, like the GPU (otherwise it is
+    /// lent whenever allowed, within the caps below).
+    pub only_when_away: bool,
     /// Upload cap in kilobits per second; 0 means no cap.
     pub upload_kbps: u32,
     /// Download cap in kilobits per second; 0 means no cap.
@@ -140,6 +155,7 @@ impl Default for BandwidthConfig {
     fn default() -> Self {
         Self {
             enabled: true,
+            only_when_away: false,
             upload_kbps: 0,
             download_kbps: 0,
             daily_quota_mb: 0,
@@ -303,6 +319,28 @@ impl Config {
             0..=1_000_000,
             "GB (0 = no quota)",
         );
+        for rule in &self.lending.schedule {
+            if let Err(why) = rule.parse::<crate::signals::Rule>() {
+                out.push(Problem {
+                    key: Some("lending.schedule".into()),
+                    line: locate(text, "lending", "schedule"),
+                    message: why,
+                });
+            }
+        }
+        if self
+            .lending
+            .exclusive_apps
+            .iter()
+            .any(|a| a.trim().is_empty())
+        {
+            out.push(Problem {
+                key: Some("lending.exclusive_apps".into()),
+                line: locate(text, "lending", "exclusive_apps"),
+                message: "has an empty name: list programs by name, e.g. [\"eldenring.exe\"]"
+                    .into(),
+            });
+        }
         if self.relay.port == 0 {
             out.push(Problem {
                 key: Some("relay.port".into()),
@@ -469,6 +507,27 @@ mod tests {
         let problems = Config::parse("[relay]\negress = \"everywhere\"\n").unwrap_err();
         assert_eq!(problems[0].line, Some(2));
         assert!(problems[0].message.contains("allowlist"), "{}", problems[0]);
+    }
+
+    #[test]
+    fn lending_schedule_and_apps_are_checked() {
+        let problems = Config::parse(
+            "[lending]\nschedule = [\"Mon-Fri 22:00-07:00\", \"Funday 10:00\"]\nexclusive_apps = [\" \"]\n",
+        )
+        .unwrap_err();
+        let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.len(), 2, "{shown:?}");
+        assert!(
+            shown[0].starts_with("line 2: lending.schedule"),
+            "{shown:?}"
+        );
+        assert!(shown[0].contains("Funday"), "{shown:?}");
+        assert!(
+            shown[1].starts_with("line 3: lending.exclusive_apps"),
+            "{shown:?}"
+        );
+        let ok = Config::parse("[lending]\nschedule = [\"daily 01:00-06:30\"]\n").unwrap();
+        assert_eq!(ok.lending.schedule.len(), 1);
     }
 
     #[test]

@@ -71,8 +71,14 @@ pub struct Sample {
     pub gpu_temperature_c: Option<u32>,
     /// The share of the tighter bandwidth quota used, in percent.
     pub quota_percent: Option<u32>,
-    /// Whether the owner's schedule allows lending now (`None`: no schedule).
+    /// Whether the owner's schedule allows lending now (`None`: no schedule), and
+    /// when that changes, for people (`"22:00"`).
     pub schedule_allows: Option<bool>,
+    /// When the schedule next changes, for the reason (`"22:00"`).
+    pub schedule_changes_at: Option<String>,
+    /// No local user session at all (a server with no display): nobody can be
+    /// active, so unreadable input does not hold lending back.
+    pub headless: bool,
 }
 
 /// The owner's limits (from the config).
@@ -88,6 +94,8 @@ pub struct Limits {
     pub gpu_enabled: bool,
     /// Lend bandwidth at all.
     pub bandwidth_enabled: bool,
+    /// Lend bandwidth only while the owner is away (otherwise whenever allowed).
+    pub bandwidth_only_when_away: bool,
 }
 
 impl Limits {
@@ -99,6 +107,7 @@ impl Limits {
             max_gpu_temperature_c: config.gpu.max_temperature_c,
             gpu_enabled: config.gpu.enabled,
             bandwidth_enabled: config.bandwidth.enabled,
+            bandwidth_only_when_away: config.bandwidth.only_when_away,
         }
     }
 }
@@ -156,6 +165,21 @@ impl LendingPolicy {
             } else {
                 break;
             }
+        }
+    }
+
+    /// The share of the last minute the GPU was lent, in percent.
+    pub fn gpu_share(&mut self, now: Instant) -> f64 {
+        self.forget_old_busy(now);
+        let busy: Duration = self.gpu_busy.iter().map(|(_, d)| *d).sum();
+        busy.as_secs_f64() / DUTY_WINDOW.as_secs_f64() * 100.0
+    }
+
+    /// The owner's pause of `resource`, if any.
+    pub fn paused(&self, resource: Resource) -> Option<&PauseUntil> {
+        match resource {
+            Resource::Gpu => self.gpu_pause.as_ref(),
+            Resource::Bandwidth => self.bandwidth_pause.as_ref(),
         }
     }
 
@@ -224,9 +248,15 @@ impl LendingPolicy {
             return paused("bandwidth quota reached".into());
         }
         if s.schedule_allows == Some(false) {
-            return waiting("outside your schedule".into());
+            return waiting(match &s.schedule_changes_at {
+                Some(at) => format!("outside your schedule until {at}"),
+                None => "outside your schedule".into(),
+            });
         }
+        let away_needed = resource == Resource::Gpu || self.limits.bandwidth_only_when_away;
         match &s.input_idle {
+            _ if !away_needed => {}
+            Some(Err(_)) if s.headless => {}
             None => return waiting("no reading of input activity yet".into()),
             Some(Err(why)) => return waiting(format!("cannot tell whether you are away: {why}")),
             Some(Ok(idle)) if *idle < self.limits.idle_threshold => {
@@ -235,9 +265,7 @@ impl LendingPolicy {
             Some(Ok(_)) => {}
         }
         if resource == Resource::Gpu {
-            self.forget_old_busy(now);
-            let busy: Duration = self.gpu_busy.iter().map(|(_, d)| *d).sum();
-            let share = busy.as_secs_f64() / DUTY_WINDOW.as_secs_f64() * 100.0;
+            let share = self.gpu_share(now);
             if share >= f64::from(self.limits.gpu_duty_percent) {
                 return waiting(format!(
                     "resting: the GPU was lent {share:.0} % of the last minute (your limit is {} %)",
@@ -260,6 +288,7 @@ mod tests {
             max_gpu_temperature_c: 80,
             gpu_enabled: true,
             bandwidth_enabled: true,
+            bandwidth_only_when_away: true,
         }
     }
 
@@ -423,11 +452,79 @@ mod tests {
         );
         p.handle_sample(Sample {
             schedule_allows: Some(false),
+            schedule_changes_at: Some("22:00".into()),
             ..idle(900)
         });
         assert_eq!(
             p.decision(Resource::Bandwidth, now).to_string(),
-            "waiting: outside your schedule"
+            "waiting: outside your schedule until 22:00"
         );
+    }
+
+    #[test]
+    fn bandwidth_is_lent_while_the_owner_is_active_unless_told_otherwise() {
+        let now = Instant::now();
+        let mut p = LendingPolicy::new(Limits {
+            bandwidth_only_when_away: false,
+            ..limits()
+        });
+        p.handle_sample(idle(3));
+        assert_eq!(p.decision(Resource::Bandwidth, now), Decision::Lending);
+        assert_eq!(
+            p.decision(Resource::Gpu, now).to_string(),
+            "waiting: user active 3 s ago"
+        );
+        // Rules other than presence still hold it.
+        p.handle_sample(Sample {
+            on_battery: Some(true),
+            ..idle(3)
+        });
+        assert_eq!(
+            p.decision(Resource::Bandwidth, now).to_string(),
+            "paused: on battery"
+        );
+    }
+
+    #[test]
+    fn a_headless_machine_lends_without_an_input_reading() {
+        let now = Instant::now();
+        let mut p = LendingPolicy::new(limits());
+        let no_display = Sample {
+            input_idle: Some(Err("no display".into())),
+            ..Sample::default()
+        };
+        p.handle_sample(no_display.clone());
+        assert!(matches!(
+            p.decision(Resource::Gpu, now),
+            Decision::Waiting { .. }
+        ));
+        p.handle_sample(Sample {
+            headless: true,
+            ..no_display
+        });
+        assert_eq!(p.decision(Resource::Gpu, now), Decision::Lending);
+        assert_eq!(p.decision(Resource::Bandwidth, now), Decision::Lending);
+    }
+
+    #[test]
+    fn the_idle_threshold_is_a_threshold_with_activity_resetting_it() {
+        // Hysteresis comes from the threshold itself: lending starts only after a
+        // full threshold of quiet, and any input starts the count again.
+        let now = Instant::now();
+        let mut p = LendingPolicy::new(limits());
+        for (idle_s, lending) in [
+            (299, false),
+            (300, true),
+            (1, false),
+            (299, false),
+            (300, true),
+        ] {
+            p.handle_sample(idle(idle_s));
+            assert_eq!(
+                p.decision(Resource::Gpu, now) == Decision::Lending,
+                lending,
+                "idle {idle_s} s"
+            );
+        }
     }
 }

@@ -6,9 +6,14 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod doctor;
 pub mod earnings;
 pub mod identity;
+pub mod job_service;
 pub mod jobs;
 pub mod lending;
+pub mod node;
 pub mod paths;
 pub mod relaying;
+pub mod signals;

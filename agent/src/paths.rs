@@ -20,6 +20,11 @@ pub fn config_file() -> anyhow::Result<PathBuf> {
     Ok(project_dirs()?.config_dir().join("config.toml"))
 }
 
+/// Where the node keeps its files: ledger, lock, control socket, pauses.
+pub fn data_dir() -> anyhow::Result<PathBuf> {
+    Ok(project_dirs()?.data_dir().to_owned())
+}
+
 /// The default ledger file.
 pub fn ledger_file() -> anyhow::Result<PathBuf> {
     Ok(project_dirs()?.data_dir().join("ledger.sqlite3"))

@@ -180,7 +180,7 @@ fn checkpoint_file(dir: &Path, receipt: &VerifiedReceipt) -> PathBuf {
 
 /// A running session's latest promise is written beside the ledger; a finished
 /// session's goes into the ledger and its checkpoint is removed.
-fn record_session(dir: &Path, ledger_path: &Path, record: SessionRecord) {
+pub(crate) fn record_session(dir: &Path, ledger_path: &Path, record: SessionRecord) {
     let Some(receipt) = record.receipt else {
         return;
     };
@@ -216,7 +216,7 @@ fn record_session(dir: &Path, ledger_path: &Path, record: SessionRecord) {
 }
 
 /// Appends sessions checkpointed before a crash, then removes their files.
-fn recover_sessions(dir: &Path, ledger_path: &Path) {
+pub(crate) fn recover_sessions(dir: &Path, ledger_path: &Path) {
     let Ok(files) = std::fs::read_dir(dir) else {
         return;
     };

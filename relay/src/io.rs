@@ -139,6 +139,13 @@ impl QuotaGate {
             .and_then(|mut q| q.exceeded(Self::now()))
     }
 
+    /// The share of the tighter quota used, in percent.
+    pub fn percent_used(&self) -> u32 {
+        self.quota
+            .lock()
+            .map_or(0, |mut q| q.percent_used(Self::now()))
+    }
+
     fn take(&self, want: u64) -> u64 {
         self.quota
             .lock()

@@ -282,6 +282,11 @@ impl RelayNode {
         self.shared.clients.load(Ordering::SeqCst)
     }
 
+    /// The share of the tighter bandwidth quota used, in percent (`None`: no quota).
+    pub fn quota_percent(&self) -> Option<u32> {
+        self.shared.quota.as_ref().map(|q| q.percent_used())
+    }
+
     /// Stops lending bandwidth, with the reason clients are told (`Some`), or starts
     /// again (`None`). Stopping closes every relay connection and refuses new ones;
     /// the endpoint stays up for the other services on its port. Sessions that end

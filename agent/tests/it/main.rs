@@ -8,6 +8,7 @@
 )]
 
 mod config;
+mod daemon;
 mod identity;
 mod jobs;
 mod ledger_cli;

@@ -27,4 +27,4 @@ lint:
 	$(CARGO) deny --log-level error check bans licenses sources
 
 bench: setup
-	installers/with-keyring.sh $(CARGO) bench --locked -p ledger -p compute -p relay
+	installers/with-keyring.sh $(CARGO) bench --locked -p ledger -p compute -p relay -p agent

@@ -17,3 +17,5 @@ pub mod node;
 pub mod paths;
 pub mod relaying;
 pub mod signals;
+#[doc(hidden)]
+pub mod testing;

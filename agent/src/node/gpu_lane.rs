@@ -79,6 +79,7 @@ pub struct GpuLane {
     state: Mutex<State>,
     wake: Condvar,
     yielder: Yielder,
+    on_start: Mutex<Option<Box<dyn Fn() + Send>>>,
 }
 
 impl GpuLane {
@@ -89,6 +90,7 @@ impl GpuLane {
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
             yielder: supervisor.yielder(),
+            on_start: Mutex::new(None),
         });
         let runner_lane = lane.clone();
         std::thread::Builder::new()
@@ -141,6 +143,22 @@ impl GpuLane {
             self.yielder.request();
         }
         self.wake.notify_all();
+    }
+
+    /// Calls `hook` whenever a job starts or resumes on the GPU (the policy then
+    /// watches input closely).
+    pub fn on_start(&self, hook: Box<dyn Fn() + Send>) {
+        if let Ok(mut slot) = self.on_start.lock() {
+            *slot = Some(hook);
+        }
+    }
+
+    fn started(&self) {
+        if let Ok(slot) = self.on_start.lock()
+            && let Some(hook) = slot.as_ref()
+        {
+            hook();
+        }
     }
 
     /// The lane's state now.
@@ -220,6 +238,7 @@ impl GpuLane {
     fn run(self: Arc<Self>, mut supervisor: Supervisor) {
         while let Some((queued, budget)) = self.next_job() {
             let _ = queued.events.send(LaneEvent::Running);
+            self.started();
             let lane = self.clone();
             let mut on_slice = move |slice: &compute::gpu::SliceReport| {
                 let mut state = lane.lock();
@@ -236,6 +255,7 @@ impl GpuLane {
                     Ok(Outcome::Yielded(_)) => match self.wait_for_lending() {
                         Some(budget) => {
                             let _ = queued.events.send(LaneEvent::Running);
+                            self.started();
                             outcome = supervisor.resume(budget, &mut on_slice);
                         }
                         None => {

@@ -338,6 +338,10 @@ pub struct Status {
 enum Command {
     Pause(Target, PauseFor, std_mpsc::Sender<()>),
     Resume(Target, std_mpsc::Sender<()>),
+    /// Answered after the next evaluation is published.
+    Sync(std_mpsc::Sender<()>),
+    /// Evaluate now (a job started on the GPU).
+    Wake,
     Stop,
 }
 
@@ -591,6 +595,12 @@ impl Node {
         tokio::spawn(service.serve(jobs_rx));
 
         let (commands_tx, commands_rx) = std_mpsc::channel();
+        let waker = Mutex::new(commands_tx.clone());
+        lane.on_start(Box::new(move || {
+            if let Ok(commands) = waker.lock() {
+                let _ = commands.send(Command::Wake);
+            }
+        }));
         let (changes, _) = watch::channel(0u64);
         let inner = Arc::new(Inner {
             options_summary: Summary {
@@ -647,6 +657,11 @@ impl Node {
             policy_thread: Some(policy_thread),
             control_socket: None,
         };
+        // The first decisions are in force before anyone is told the node runs.
+        let (synced, first) = std_mpsc::channel();
+        node.handle().send(Command::Sync(synced));
+        let _ =
+            tokio::task::spawn_blocking(move || first.recv_timeout(Duration::from_secs(10))).await;
         if options.demo {
             demo::start(ticket.node, listening, network);
         }
@@ -1003,6 +1018,8 @@ impl PolicyLoop {
                     self.policy.resume(target.resource());
                     save_pauses(&self.pauses_file, &self.policy);
                 }
+                Ok(Command::Sync(done)) => applied.push(done),
+                Ok(Command::Wake) => {}
                 Err(std_mpsc::RecvTimeoutError::Timeout) => {}
             }
             let now = Instant::now();
@@ -1114,7 +1131,10 @@ impl PolicyLoop {
             for done in applied.drain(..) {
                 let _ = done.send(());
             }
-            tick = if gpu == Decision::Lending {
+            // Watch input closely only while a job holds the GPU: that is when the
+            // owner's return must reach the lane at once.
+            let job_on_gpu = self.inner.lane.status().running;
+            tick = if gpu == Decision::Lending && job_on_gpu && !headless {
                 Duration::from_millis(50)
             } else {
                 Duration::from_secs(1)

@@ -191,87 +191,11 @@ impl Atoms {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::path::Path;
-    use std::process::{Child, Command, Stdio};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use crate::signals::x11_input_idle;
 
-    /// An Xvfb server on a free display, killed when dropped.
-    pub(crate) struct Xvfb {
-        child: Child,
-        pub(crate) display: String,
-    }
-
-    impl Xvfb {
-        /// Starts one, or says why not. `Ok(None)`: Xvfb is not installed (allowed only
-        /// outside CI).
-        pub(crate) fn start() -> Option<Xvfb> {
-            let xvfb = Path::new("/usr/bin/Xvfb");
-            if !xvfb.exists() || !Path::new("/usr/bin/xdotool").exists() {
-                let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-                assert!(
-                    !ci,
-                    "Xvfb and xdotool are needed for the X11 tests \
-                     (installers/dev-setup.sh installs them)"
-                );
-                eprintln!("note: skipping an X11 test: Xvfb or xdotool is not installed");
-                return None;
-            }
-            for n in 90..130 {
-                let socket = format!("/tmp/.X11-unix/X{n}");
-                let lock = format!("/tmp/.X{n}-lock");
-                if Path::new(&socket).exists() || Path::new(&lock).exists() {
-                    continue;
-                }
-                let display = format!(":{n}");
-                let child = Command::new(xvfb)
-                    .args([
-                        display.as_str(),
-                        "-screen",
-                        "0",
-                        "640x480x24",
-                        "-nolisten",
-                        "tcp",
-                    ])
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("start Xvfb");
-                let mut server = Xvfb { child, display };
-                let deadline = Instant::now() + Duration::from_secs(10);
-                while Instant::now() < deadline {
-                    // Exited: another test or user took this display first; try the next.
-                    if server.child.try_wait().expect("wait for Xvfb").is_some() {
-                        break;
-                    }
-                    if Path::new(&socket).exists() {
-                        return Some(server);
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-            panic!("could not start Xvfb on any display from :90 to :129");
-        }
-
-        /// Moves the pointer, a real input event for the server.
-        pub(crate) fn move_pointer(&self, x: u32, y: u32) {
-            let status = Command::new("xdotool")
-                .args(["mousemove", "--screen", "0", &x.to_string(), &y.to_string()])
-                .env("DISPLAY", &self.display)
-                .status()
-                .expect("run xdotool");
-            assert!(status.success(), "xdotool failed: {status}");
-        }
-    }
-
-    impl Drop for Xvfb {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+    pub(crate) use crate::testing::Xvfb;
 
     #[test]
     fn idle_time_grows_and_drops_on_input_under_xvfb() {

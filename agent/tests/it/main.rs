@@ -12,5 +12,6 @@ mod daemon;
 mod identity;
 mod jobs;
 mod ledger_cli;
+mod node;
 mod relay_cli;
 mod support;

@@ -1,0 +1,411 @@
+//! The node in-process: the job service's refusals on loopback, each with its code,
+//! and real X11 input under Xvfb stopping GPU lending with the job yielded.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use agent::config::Config;
+use agent::job_service::{
+    self, BindingWire, Code, JobWire, OrderWire, Reply, Request, order_reference,
+};
+use agent::lending::Limits;
+use agent::node::{Node, NodeHandle, NodeOptions};
+use compute::manifest::{BindingKind, BindingRef, Job};
+use compute::supervisor::RunnerConfig;
+use ed25519_dalek::SigningKey;
+use ledger::{EntryKind, MicroCredits, Network, PartyId, Receipt};
+use relay::ticket::Ticket;
+
+fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+fn options(data: &tempfile::TempDir) -> NodeOptions {
+    let mut options = NodeOptions::new(Config::default(), key(1), data.path().join("node"));
+    options.bind = Some("127.0.0.1:0".parse().unwrap());
+    options.runner = Some(RunnerConfig::new(
+        PathBuf::from(env!("CARGO_BIN_EXE_spare")),
+        vec![compute::worker::WORKER_ARG.to_owned()],
+    ));
+    options
+}
+
+fn ticket(node: &NodeHandle) -> Ticket {
+    node.status().ticket.parse().unwrap()
+}
+
+/// A small job: one buffer of `n` zeros, doubled in place.
+fn small_job(n: usize) -> Job {
+    agent::node::demo::job(n as u32 / 64)
+}
+
+/// Signs an order with every term given.
+fn order(
+    requester: &SigningKey,
+    payee: PartyId,
+    network: &str,
+    job: &Job,
+    amount: i64,
+    issued_at_ms: u64,
+    expires_at_ms: u64,
+) -> OrderWire {
+    let signed = Receipt {
+        kind: EntryKind::GpuJob,
+        network: Network::new(network).unwrap(),
+        payee,
+        counterparty: PartyId::of(requester),
+        units: job.total_workgroups(),
+        amount: MicroCredits(amount),
+        issued_at_ms: issued_at_ms as i64,
+        reference: order_reference(&job.digest(), expires_at_ms),
+    }
+    .sign(requester)
+    .unwrap();
+    OrderWire {
+        receipt: ledger::hex(&signed.bytes),
+        signature: ledger::hex(&signed.signature),
+        expires_at_ms,
+    }
+}
+
+fn wire(job: &Job) -> JobWire {
+    JobWire {
+        source: job.source.clone(),
+        steps: job.steps.clone(),
+        bindings: job
+            .bindings
+            .iter()
+            .map(|b| BindingWire {
+                group: b.at.group,
+                binding: b.at.binding,
+                kind: b.kind,
+                bytes: b.bytes.len() as u64,
+            })
+            .collect(),
+        outputs: job.outputs.clone(),
+    }
+}
+
+/// Sends raw bytes as one request and returns the node's first answer.
+async fn raw(ticket: &Ticket, header: &[u8], body: &[u8]) -> Reply {
+    let (_endpoint, conn) = relay::client::connect_service(ticket, &key(2), job_service::ALPN)
+        .await
+        .unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    send.write_all(&(header.len() as u32).to_be_bytes())
+        .await
+        .unwrap();
+    send.write_all(header).await.unwrap();
+    let _ = send.write_all(body).await;
+    let _ = send.finish();
+    tokio::time::timeout(Duration::from_secs(30), job_service::read_frame(&mut recv))
+        .await
+        .expect("no answer")
+        .expect("an answer frame")
+}
+
+async fn submit_raw(ticket: &Ticket, order: OrderWire, job: &JobWire, body: &[u8]) -> Reply {
+    let request = Request::Submit {
+        order,
+        job: job.clone(),
+    };
+    raw(ticket, &serde_json::to_vec(&request).unwrap(), body).await
+}
+
+#[track_caller]
+fn refused(reply: Reply, code: Code, words: &str) {
+    match reply {
+        Reply::Refused(r) => {
+            assert_eq!(r.code, code, "{}", r.message);
+            assert!(r.message.contains(words), "{:?}: {}", r.code, r.message);
+        }
+        other => panic!("expected {code:?}, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_order_is_refused_with_its_code_and_a_good_one_runs() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(options(&data)).await.unwrap();
+    let handle = node.handle();
+    let ticket = ticket(&handle);
+    let card = job_service::rate_card(&ticket, &key(2)).await.unwrap();
+    assert_eq!(card.network, "spare");
+    let node_party = PartyId::of(&key(1));
+    let requester = key(2);
+    let job = small_job(64 * 64);
+    let body: Vec<u8> = job.bindings.iter().flat_map(|b| b.bytes.clone()).collect();
+    let now = job_service::now_ms();
+    let price = card.price(job.total_workgroups()) as i64;
+    let good = |amount| {
+        order(
+            &requester,
+            node_party,
+            "spare",
+            &job,
+            amount,
+            now,
+            now + 60_000,
+        )
+    };
+
+    // A bad signature: one bit of the signature flipped.
+    let mut forged = good(price);
+    let mut sig = ledger::unhex(&forged.signature).unwrap();
+    sig[5] ^= 1;
+    forged.signature = ledger::hex(&sig);
+    refused(
+        submit_raw(&ticket, forged, &wire(&job), &body).await,
+        Code::BadSignature,
+        "does not verify",
+    );
+    // Expired an hour ago.
+    let old = order(
+        &requester,
+        node_party,
+        "spare",
+        &job,
+        price,
+        now - 7_200_000,
+        now - 3_600_000,
+    );
+    refused(
+        submit_raw(&ticket, old, &wire(&job), &body).await,
+        Code::Expired,
+        "expired",
+    );
+    // Paying less than the rate card.
+    refused(
+        submit_raw(&ticket, good(price - 1), &wire(&job), &body).await,
+        Code::Underpriced,
+        "asks",
+    );
+    // For another node.
+    let elsewhere = order(
+        &requester,
+        PartyId::of(&key(3)),
+        "spare",
+        &job,
+        price,
+        now,
+        now + 60_000,
+    );
+    refused(
+        submit_raw(&ticket, elsewhere, &wire(&job), &body).await,
+        Code::WrongNode,
+        "sign the order for the node in the ticket",
+    );
+    // For another network.
+    let demo = order(
+        &requester,
+        node_party,
+        "demo",
+        &job,
+        price,
+        now,
+        now + 60_000,
+    );
+    refused(
+        submit_raw(&ticket, demo, &wire(&job), &body).await,
+        Code::WrongNetwork,
+        "\"demo\"",
+    );
+    // Signed for a different job.
+    let other = small_job(128 * 64);
+    let mismatched = order(
+        &requester,
+        node_party,
+        "spare",
+        &other,
+        price,
+        now,
+        now + 60_000,
+    );
+    refused(
+        submit_raw(&ticket, mismatched, &wire(&job), &body).await,
+        Code::DigestMismatch,
+        "different job",
+    );
+    // A malformed manifest, and a request that is not JSON at all.
+    let no_steps = br#"{"type":"submit","order":{"receipt":"","signature":"","expires_at_ms":0},"job":{"source":"","bindings":[],"outputs":[]}}"#;
+    refused(
+        raw(&ticket, no_steps, b"").await,
+        Code::MalformedManifest,
+        "steps",
+    );
+    refused(
+        raw(&ticket, b"{ not json", b"").await,
+        Code::MalformedManifest,
+        "not a valid job request",
+    );
+    // More input bytes than declared, and fewer.
+    let mut longer = body.clone();
+    longer.extend_from_slice(&[1; 32]);
+    refused(
+        submit_raw(&ticket, good(price), &wire(&job), &longer).await,
+        Code::InputsTooLarge,
+        "more input bytes",
+    );
+    refused(
+        submit_raw(&ticket, good(price), &wire(&job), &body[..100]).await,
+        Code::InputsTruncated,
+        "ended before",
+    );
+    // A shader admission refuses, located.
+    let mut bad_shader = job.clone();
+    bad_shader.source = bad_shader.source.replace("x >> 15u", "y >> 15u");
+    let bad_order = order(
+        &requester,
+        node_party,
+        "spare",
+        &bad_shader,
+        price,
+        now,
+        now + 60_000,
+    );
+    refused(
+        submit_raw(&ticket, bad_order, &wire(&bad_shader), &body).await,
+        Code::NotAdmitted,
+        "wgsl:",
+    );
+
+    // The good one runs (this machine has no display: the node lends at once), and
+    // replaying it is refused.
+    let order = good(price);
+    let received = job_service::submit(&ticket, &requester, &job, order.clone(), &mut |_| {})
+        .await
+        .unwrap();
+    let (output, bytes) = &received.outputs[0];
+    assert_eq!(output.bytes, (64 * 64 * 4) as u64);
+    assert_eq!(bytes.len(), 64 * 64 * 4);
+    let replay = job_service::submit(&ticket, &requester, &job, order, &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&replay, job_service::SubmitError::Refused(r) if r.code == Code::Replayed),
+        "{replay}"
+    );
+    let status = handle.status();
+    assert_eq!(status.gpu.jobs_done, 1);
+    assert_eq!(status.gpu.earned_today_micro, price, "{status:?}");
+    drop(node);
+}
+
+/// A job long enough to watch: many workgroups, each a few thousand rounds.
+fn long_job() -> Job {
+    let source = "@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+    var x = id.x ^ (id.y * 7919u);
+    for (var i = 0u; i < 2000u; i = i + 1u) {
+        x = (x ^ (x >> 15u)) * 2246822519u + i;
+    }
+    out[(id.y * 64u + id.x) % 1024u] = x;
+}
+";
+    Job {
+        source: source.to_owned(),
+        steps: vec![compute::manifest::Step {
+            entry_point: "main".into(),
+            workgroups: [1, 65_535, 1],
+            repeat: 64,
+        }],
+        bindings: vec![compute::manifest::Binding {
+            at: BindingRef {
+                group: 0,
+                binding: 0,
+            },
+            kind: BindingKind::StorageReadWrite,
+            bytes: vec![0; 4096],
+        }],
+        outputs: vec![BindingRef {
+            group: 0,
+            binding: 0,
+        }],
+    }
+}
+
+async fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    start.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x11_input_stops_gpu_lending_and_the_job_yields_then_resumes() {
+    let Some(xvfb) = agent::testing::Xvfb::start() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let mut options = options(&data);
+    options.input = Some(agent::signals::x11_input_idle(&xvfb.display).unwrap());
+    options.limits = Some(Limits {
+        idle_threshold: Duration::from_secs(1),
+        gpu_duty_percent: 100,
+        ..Limits::from_config(&Config::default())
+    });
+    let node = Node::start(options).await.unwrap();
+    let handle = node.handle();
+    assert_eq!(handle.status().signals.input_backend, "X11 screensaver");
+    let ticket = ticket(&handle);
+    let job = long_job();
+    let requester = key(2);
+    let card = job_service::rate_card(&ticket, &requester).await.unwrap();
+    let order = job_service::sign_order(
+        &requester,
+        PartyId::of(&key(1)),
+        Network::new("spare").unwrap(),
+        &job,
+        card.price(job.total_workgroups()),
+        Duration::from_secs(600),
+    )
+    .unwrap();
+    let submitted = tokio::spawn(async move {
+        job_service::submit(&ticket, &requester, &job, order, &mut |_| {}).await
+    });
+
+    wait_until(Duration::from_secs(60), "the job to run", || {
+        handle.status().gpu.running
+    })
+    .await;
+    xvfb.move_pointer(200, 200);
+    let yielded = wait_until(Duration::from_secs(5), "the GPU to yield", || {
+        let s = handle.status();
+        s.gpu.yielded && s.gpu.state.state == "waiting"
+    })
+    .await;
+    let s = handle.status();
+    assert!(
+        s.gpu
+            .state
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("user active"),
+        "{s:?}"
+    );
+    assert!(
+        yielded < Duration::from_secs(2),
+        "yielded after {yielded:?}"
+    );
+    // The owner leaves again: after the threshold the job resumes where it stopped.
+    wait_until(Duration::from_secs(10), "the job to resume", || {
+        let s = handle.status();
+        s.gpu.running && !s.gpu.yielded
+    })
+    .await;
+    assert!(!submitted.is_finished());
+    drop(node);
+    let ended = tokio::time::timeout(Duration::from_secs(30), submitted)
+        .await
+        .expect("the requester heard nothing")
+        .unwrap();
+    assert!(
+        matches!(&ended, Err(job_service::SubmitError::Refused(r)) if r.code == Code::NodeStopping),
+        "{ended:?}"
+    );
+}

@@ -25,7 +25,6 @@ use agent::config::Config;
 use agent::job_service;
 use agent::lending::Limits;
 use agent::node::{Node, NodeOptions, PauseFor, Target};
-use compute::manifest::{Binding, BindingKind, BindingRef, Job, Step};
 use compute::supervisor::RunnerConfig;
 use ed25519_dalek::SigningKey;
 use ledger::{Network, PartyId};
@@ -46,41 +45,6 @@ fn main() {
     } else {
         Duration::from_secs(2)
     });
-}
-
-/// A job that outlasts the benchmark: many workgroups of a few thousand rounds.
-fn endless_job() -> Job {
-    let source = "@group(0) @binding(0) var<storage, read_write> out: array<u32>;
-
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-    var x = id.x ^ (id.y * 7919u);
-    for (var i = 0u; i < 2000u; i = i + 1u) {
-        x = (x ^ (x >> 15u)) * 2246822519u + i;
-    }
-    out[(id.y * 64u + id.x) % 1024u] = x;
-}
-";
-    Job {
-        source: source.to_owned(),
-        steps: vec![Step {
-            entry_point: "main".into(),
-            workgroups: [1, 65_535, 1],
-            repeat: 1_000_000,
-        }],
-        bindings: vec![Binding {
-            at: BindingRef {
-                group: 0,
-                binding: 0,
-            },
-            kind: BindingKind::StorageReadWrite,
-            bytes: vec![0; 4096],
-        }],
-        outputs: vec![BindingRef {
-            group: 0,
-            binding: 0,
-        }],
-    }
 }
 
 fn spare_exe() -> PathBuf {
@@ -109,7 +73,8 @@ async fn input_to_yield(trials: usize) {
     let handle = node.handle();
     let ticket: relay::ticket::Ticket = handle.status().ticket.parse().unwrap();
     let requester = SigningKey::from_bytes(&[2; 32]);
-    let job = endless_job();
+    // A job that outlasts the benchmark.
+    let job = agent::testing::long_job(1_000_000);
     let card = job_service::rate_card(&ticket, &requester).await.unwrap();
     let order = job_service::sign_order(
         &requester,

@@ -153,6 +153,27 @@ pub struct JobWire {
     pub outputs: Vec<BindingRef>,
 }
 
+impl JobWire {
+    /// The header for `job`: everything but the buffers' bytes, which follow it.
+    pub fn of(job: &Job) -> Self {
+        Self {
+            source: job.source.clone(),
+            steps: job.steps.clone(),
+            bindings: job
+                .bindings
+                .iter()
+                .map(|b| BindingWire {
+                    group: b.at.group,
+                    binding: b.at.binding,
+                    kind: b.kind,
+                    bytes: b.bytes.len() as u64,
+                })
+                .collect(),
+            outputs: job.outputs.clone(),
+        }
+    }
+}
+
 /// What a requester asks.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -575,21 +596,7 @@ pub async fn submit(
 ) -> Result<Received, SubmitError> {
     let (_endpoint, conn) = relay::client::connect_service(ticket, key, ALPN).await?;
     let (mut send, mut recv) = conn.open_bi().await.map_err(protocol)?;
-    let wire = JobWire {
-        source: job.source.clone(),
-        steps: job.steps.clone(),
-        bindings: job
-            .bindings
-            .iter()
-            .map(|b| BindingWire {
-                group: b.at.group,
-                binding: b.at.binding,
-                kind: b.kind,
-                bytes: b.bytes.len() as u64,
-            })
-            .collect(),
-        outputs: job.outputs.clone(),
-    };
+    let wire = JobWire::of(job);
     write_frame(&mut send, &Request::Submit { order, job: wire })
         .await
         .map_err(protocol)?;

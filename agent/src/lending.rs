@@ -507,6 +507,113 @@ mod tests {
     }
 
     #[test]
+    fn every_signal_in_one_table() {
+        // (what the machine shows, GPU decision, bandwidth decision), bandwidth lent
+        // while the owner is active (the default).
+        let away = idle(900);
+        let rows: Vec<(Sample, &str, &str)> = vec![
+            (away.clone(), "lending", "lending"),
+            (idle(10), "waiting: user active 10 s ago", "lending"),
+            (
+                Sample {
+                    game: Some("hl2_linux (Steam library)".into()),
+                    ..away.clone()
+                },
+                "paused: game running: hl2_linux (Steam library)",
+                "lending",
+            ),
+            (
+                Sample {
+                    on_battery: Some(true),
+                    ..away.clone()
+                },
+                "paused: on battery",
+                "paused: on battery",
+            ),
+            (
+                Sample {
+                    on_battery: Some(false),
+                    ..away.clone()
+                },
+                "lending",
+                "lending",
+            ),
+            (
+                Sample {
+                    gpu_temperature_c: Some(80),
+                    ..away.clone()
+                },
+                "lending",
+                "lending",
+            ),
+            (
+                Sample {
+                    gpu_temperature_c: Some(81),
+                    ..away.clone()
+                },
+                "paused: GPU at 81 °C (your limit is 80 °C)",
+                "lending",
+            ),
+            (
+                Sample {
+                    quota_percent: Some(99),
+                    ..away.clone()
+                },
+                "lending",
+                "lending",
+            ),
+            (
+                Sample {
+                    quota_percent: Some(100),
+                    ..away.clone()
+                },
+                "lending",
+                "paused: bandwidth quota reached",
+            ),
+            (
+                Sample {
+                    schedule_allows: Some(false),
+                    schedule_changes_at: Some("22:00".into()),
+                    ..away.clone()
+                },
+                "waiting: outside your schedule until 22:00",
+                "waiting: outside your schedule until 22:00",
+            ),
+            (
+                Sample {
+                    schedule_allows: Some(true),
+                    ..away.clone()
+                },
+                "lending",
+                "lending",
+            ),
+            (
+                Sample {
+                    input_idle: Some(Err("no GNOME idle monitor".into())),
+                    ..Sample::default()
+                },
+                "waiting: cannot tell whether you are away: no GNOME idle monitor",
+                "lending",
+            ),
+        ];
+        let now = Instant::now();
+        for (sample, gpu, bandwidth) in rows {
+            let mut p = LendingPolicy::new(Limits {
+                bandwidth_only_when_away: false,
+                ..limits()
+            });
+            let shown = format!("{sample:?}");
+            p.handle_sample(sample);
+            assert_eq!(p.decision(Resource::Gpu, now).to_string(), gpu, "{shown}");
+            assert_eq!(
+                p.decision(Resource::Bandwidth, now).to_string(),
+                bandwidth,
+                "{shown}"
+            );
+        }
+    }
+
+    #[test]
     fn the_idle_threshold_is_a_threshold_with_activity_resetting_it() {
         // Hysteresis comes from the threshold itself: lending starts only after a
         // full threshold of quiet, and any input starts the count again.

@@ -80,17 +80,19 @@ pub fn ticket(key: &SigningKey, config: &Config) -> anyhow::Result<Ticket> {
         .context("a ticket holds 1 to 8 addresses with non-zero ports")
 }
 
-/// Runs a relay node until interrupted, after printing its ticket. Finished paid
-/// sessions go to the ledger; running ones are checkpointed beside it so that a crash
-/// loses little (they are appended at the next start).
-pub fn serve(key: SigningKey, config: &Config, overrides: ServeOverrides) -> anyhow::Result<()> {
-    let bind = overrides
-        .bind
-        .unwrap_or_else(|| SocketAddr::from(([0u8; 4], config.relay.port)));
+/// The relay node's settings from the config: price, rate caps, quotas and egress
+/// (`mode` with the `allow` rules), on `network`.
+pub fn node_config(
+    key: SigningKey,
+    config: &Config,
+    bind: SocketAddr,
+    network: &str,
+    mode: EgressMode,
+    allow: &[String],
+) -> anyhow::Result<NodeConfig> {
     let mut node_config = NodeConfig::new(key, bind);
-    node_config.price_per_gib = overrides
-        .price_per_gib
-        .unwrap_or(config.relay.price_per_gib);
+    node_config.network = network.to_owned();
+    node_config.price_per_gib = config.relay.price_per_gib;
     let kbps = |k: u32| u64::from(k) * 1000 / 8;
     node_config.node_rate = (
         kbps(config.bandwidth.upload_kbps),
@@ -100,15 +102,31 @@ pub fn serve(key: SigningKey, config: &Config, overrides: ServeOverrides) -> any
         u64::from(config.bandwidth.daily_quota_mb) * 1_000_000,
         u64::from(config.bandwidth.monthly_quota_gb) * 1_000_000_000,
     );
+    let rules = allow
+        .iter()
+        .map(|r| r.parse::<AllowRule>().map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()
+        .context("relay.allow")?;
+    node_config.egress = match mode {
+        EgressMode::Off => None,
+        EgressMode::Allowlist => Some(EgressPolicy::allow_list(rules)),
+        EgressMode::Open => Some(EgressPolicy::open()),
+    };
+    Ok(node_config)
+}
+
+/// Runs a relay node until interrupted, after printing its ticket. Finished paid
+/// sessions go to the ledger; running ones are checkpointed beside it so that a crash
+/// loses little (they are appended at the next start).
+pub fn serve(key: SigningKey, config: &Config, overrides: ServeOverrides) -> anyhow::Result<()> {
+    let bind = overrides
+        .bind
+        .unwrap_or_else(|| SocketAddr::from(([0u8; 4], config.relay.port)));
     let allow = if overrides.allow.is_empty() {
         config.relay.allow.clone()
     } else {
         overrides.allow.clone()
     };
-    let rules = allow
-        .iter()
-        .map(|r| r.parse::<AllowRule>().map_err(anyhow::Error::msg))
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let mode = if overrides.open {
         EgressMode::Open
     } else if !overrides.allow.is_empty() {
@@ -116,11 +134,10 @@ pub fn serve(key: SigningKey, config: &Config, overrides: ServeOverrides) -> any
     } else {
         config.relay.egress
     };
-    node_config.egress = match mode {
-        EgressMode::Off => None,
-        EgressMode::Allowlist => Some(EgressPolicy::allow_list(rules)),
-        EgressMode::Open => Some(EgressPolicy::open()),
-    };
+    let mut node_config = node_config(key, config, bind, crate::node::NETWORK, mode, &allow)?;
+    if let Some(price) = overrides.price_per_gib {
+        node_config.price_per_gib = price;
+    }
     if let Some(policy) = &mut node_config.egress {
         policy.allow_loopback_for_tests = overrides.allow_loopback_for_tests;
     }

@@ -31,11 +31,10 @@ use compute::supervisor::RunnerConfig;
 use ed25519_dalek::SigningKey;
 use ledger::{Ledger, PartyId, Period};
 use relay::node::{NodeConfig, RelayNode};
-use relay::policy::{AllowRule, EgressPolicy};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{Config, EgressMode};
+use crate::config::Config;
 use crate::job_service::{self, OrderTerms, RateCard};
 use crate::lending::{Decision, LendingPolicy, Limits, PauseUntil, Resource, Sample};
 use crate::signals::{self, InputIdle, Machine, MachineReading, Schedule};
@@ -289,18 +288,9 @@ pub struct SignalsStatus {
     pub input_error: Option<String>,
     /// No local user session: lending does not wait for input.
     pub headless: bool,
-    /// On battery power.
-    pub on_battery: Option<bool>,
-    /// Battery charge, percent.
-    pub battery_percent: Option<u32>,
-    /// A game or exclusive app running.
-    pub game: Option<String>,
-    /// GPU temperature, °C.
-    pub gpu_temperature_c: Option<u32>,
-    /// Whole-machine CPU use, percent.
-    pub cpu_percent: Option<f32>,
-    /// Memory in use, percent.
-    pub memory_used_percent: Option<u32>,
+    /// Battery, games, GPU temperature, CPU and memory.
+    #[serde(flatten)]
+    pub machine: MachineReading,
     /// Whether the schedule allows lending now (`null`: no schedule).
     pub schedule_allows: Option<bool>,
 }
@@ -457,38 +447,21 @@ fn relay_config(options: &NodeOptions, network: &str) -> anyhow::Result<NodeConf
     let bind = options
         .bind
         .unwrap_or_else(|| SocketAddr::from(([0u8; 4], config.relay.port)));
-    let mut relay = NodeConfig::new(options.key.clone(), bind);
-    relay.network = network.to_owned();
-    relay.price_per_gib = config.relay.price_per_gib;
-    if options.demo && relay.price_per_gib == 0 {
-        // Demo traffic pays demo credits so the ledger and charts fill.
-        relay.price_per_gib = demo::DEMO_PRICE_PER_GIB;
-    }
+    let mut relay = crate::relaying::node_config(
+        options.key.clone(),
+        config,
+        bind,
+        network,
+        config.relay.egress,
+        &config.relay.allow,
+    )?;
     if options.demo {
-        // Short demo sessions promise (and so record) often.
+        // Demo traffic pays demo credits, promising often, so the ledger and charts fill.
+        if relay.price_per_gib == 0 {
+            relay.price_per_gib = demo::DEMO_PRICE_PER_GIB;
+        }
         relay.promise_margin = demo::DEMO_PROMISE_MARGIN;
     }
-    let kbps = |k: u32| u64::from(k) * 1000 / 8;
-    relay.node_rate = (
-        kbps(config.bandwidth.upload_kbps),
-        kbps(config.bandwidth.download_kbps),
-    );
-    relay.quota = (
-        u64::from(config.bandwidth.daily_quota_mb) * 1_000_000,
-        u64::from(config.bandwidth.monthly_quota_gb) * 1_000_000_000,
-    );
-    let rules = config
-        .relay
-        .allow
-        .iter()
-        .map(|r| r.parse::<AllowRule>().map_err(anyhow::Error::msg))
-        .collect::<anyhow::Result<Vec<_>>>()
-        .context("relay.allow")?;
-    relay.egress = match config.relay.egress {
-        EgressMode::Off => None,
-        EgressMode::Allowlist => Some(EgressPolicy::allow_list(rules)),
-        EgressMode::Open => Some(EgressPolicy::open()),
-    };
     if let Some(policy) = &mut relay.egress {
         policy.allow_loopback_for_tests = options.allow_loopback_for_tests;
     }
@@ -1115,12 +1088,7 @@ impl PolicyLoop {
                         input_idle_s: idle.as_ref().ok().map(Duration::as_secs),
                         input_error: idle.err(),
                         headless,
-                        on_battery: reading.on_battery,
-                        battery_percent: reading.battery_percent,
-                        game: reading.game.clone(),
-                        gpu_temperature_c: reading.gpu_temperature_c,
-                        cpu_percent: reading.cpu_percent,
-                        memory_used_percent: reading.memory_used_percent,
+                        machine: reading.clone(),
                         schedule_allows,
                     },
                 };

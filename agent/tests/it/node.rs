@@ -5,12 +5,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use agent::config::Config;
-use agent::job_service::{
-    self, BindingWire, Code, JobWire, OrderWire, Reply, Request, order_reference,
-};
+use agent::job_service::{self, Code, JobWire, OrderWire, Reply, Request, order_reference};
 use agent::lending::Limits;
 use agent::node::{Node, NodeHandle, NodeOptions};
-use compute::manifest::{BindingKind, BindingRef, Job};
+use compute::manifest::Job;
 use compute::supervisor::RunnerConfig;
 use ed25519_dalek::SigningKey;
 use ledger::{EntryKind, MicroCredits, Network, PartyId, Receipt};
@@ -69,21 +67,7 @@ fn order(
 }
 
 fn wire(job: &Job) -> JobWire {
-    JobWire {
-        source: job.source.clone(),
-        steps: job.steps.clone(),
-        bindings: job
-            .bindings
-            .iter()
-            .map(|b| BindingWire {
-                group: b.at.group,
-                binding: b.at.binding,
-                kind: b.kind,
-                bytes: b.bytes.len() as u64,
-            })
-            .collect(),
-        outputs: job.outputs.clone(),
-    }
+    JobWire::of(job)
 }
 
 /// Sends raw bytes as one request and returns the node's first answer.
@@ -291,41 +275,6 @@ async fn every_bad_order_is_refused_with_its_code_and_a_good_one_runs() {
     drop(node);
 }
 
-/// A job long enough to watch: many workgroups, each a few thousand rounds.
-fn long_job() -> Job {
-    let source = "@group(0) @binding(0) var<storage, read_write> out: array<u32>;
-
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-    var x = id.x ^ (id.y * 7919u);
-    for (var i = 0u; i < 2000u; i = i + 1u) {
-        x = (x ^ (x >> 15u)) * 2246822519u + i;
-    }
-    out[(id.y * 64u + id.x) % 1024u] = x;
-}
-";
-    Job {
-        source: source.to_owned(),
-        steps: vec![compute::manifest::Step {
-            entry_point: "main".into(),
-            workgroups: [1, 65_535, 1],
-            repeat: 64,
-        }],
-        bindings: vec![compute::manifest::Binding {
-            at: BindingRef {
-                group: 0,
-                binding: 0,
-            },
-            kind: BindingKind::StorageReadWrite,
-            bytes: vec![0; 4096],
-        }],
-        outputs: vec![BindingRef {
-            group: 0,
-            binding: 0,
-        }],
-    }
-}
-
 async fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
     while !done() {
@@ -352,7 +301,7 @@ async fn x11_input_stops_gpu_lending_and_the_job_yields_then_resumes() {
     let handle = node.handle();
     assert_eq!(handle.status().signals.input_backend, "X11 screensaver");
     let ticket = ticket(&handle);
-    let job = long_job();
+    let job = agent::testing::long_job(64);
     let requester = key(2);
     let card = job_service::rate_card(&ticket, &requester).await.unwrap();
     let order = job_service::sign_order(

@@ -215,9 +215,12 @@ mod unix {
     use std::path::Path;
 
     use anyhow::Context as _;
+    use tokio::io::{AsyncBufReadExt as _, AsyncReadExt, BufReader};
     use tokio::net::UnixListener;
 
-    use super::{Answer, Request, no_node, not_allowed, result_of, serve_client, write_answer};
+    use super::{
+        Answer, MAX_LINE, Request, no_node, not_allowed, result_of, serve_client, write_answer,
+    };
     use crate::node::NodeHandle;
 
     /// Listens on `path` (replacing a stale socket: the caller holds the data folder's
@@ -238,6 +241,15 @@ mod unix {
                     let peer = stream.peer_cred().map(|c| c.uid());
                     let mut stream = stream;
                     if peer.as_ref().ok() != Some(&owner) {
+                        // Take the request line first, so the refusal is what the
+                        // client reads rather than a broken pipe.
+                        let mut line = String::new();
+                        let _ = tokio::time::timeout(
+                            std::time::Duration::from_secs(2),
+                            BufReader::new(AsyncReadExt::take(&mut stream, MAX_LINE as u64))
+                                .read_line(&mut line),
+                        )
+                        .await;
                         let refusal = Answer::error(format!(
                             "refused: this node belongs to user {owner}; the control channel \
                              serves only its owner"
@@ -268,7 +280,8 @@ mod unix {
         stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
         let mut line = serde_json::to_vec(request)?;
         line.push(b'\n');
-        stream.write_all(&line)?;
+        // A node that refuses may close before taking the request; its answer says why.
+        let _ = stream.write_all(&line);
         let mut reply = String::new();
         std::io::BufReader::new(&stream)
             .read_line(&mut reply)

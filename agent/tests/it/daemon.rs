@@ -3,7 +3,9 @@
 //! second daemon on the same data folder refuses to start. `spare job submit` runs a
 //! job on a daemon over QUIC and the order becomes a ledger entry.
 
-use std::path::{Path, PathBuf};
+#[cfg(target_os = "linux")]
+use std::path::Path;
+use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -58,6 +60,7 @@ fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+#[cfg(target_os = "linux")]
 fn data_dir(spare: &Spare) -> PathBuf {
     spare.home.path().join(".local/share/spare")
 }
@@ -179,6 +182,7 @@ fn a_second_daemon_on_the_same_data_folder_refuses_to_start() {
     assert_eq!(status(&spare)["schema"], 1);
 }
 
+#[cfg(target_os = "linux")]
 /// Runs `spare ARGS` as the unprivileged user `nobody`.
 fn as_nobody(spare: &Spare, args: &[&str]) -> Run {
     let mut cmd = std::process::Command::new("setpriv");
@@ -194,11 +198,13 @@ fn as_nobody(spare: &Spare, args: &[&str]) -> Run {
     Run::from(cmd.output().unwrap())
 }
 
+#[cfg(target_os = "linux")]
 fn chmod(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn the_control_channel_serves_only_its_owner() {
     // Only meaningful where the tests run as a user who can become another one.
@@ -239,6 +245,7 @@ fn the_control_channel_serves_only_its_owner() {
     assert_ne!(status(&spare)["gpu"]["state"], "paused");
 }
 
+#[cfg(target_os = "linux")]
 fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt as _;
     let probe = tempfile::tempfile().unwrap();

@@ -20,9 +20,12 @@ log() { printf 'dev-setup: %s\n' "$*" >&2; }
 #   xvfb, xauth, xdotool          a real X server and real input events for the idle
 #                                 signal's tests and the input-to-yield benchmark
 #   util-linux                    setpriv: the control-channel test acts as another user
+#   kwin-wayland                  a real headless Wayland compositor with ext-idle-notify-v1
+#                                 for the Wayland idle signal's test (Debian 12's Sway 1.7
+#                                 and Weston 10 lack the protocol)
 # Never dbus-x11: it makes GLib autostart session buses that outlive the tests.
 APT_PACKAGES=(gnome-keyring libsecret-1-0 dbus-daemon dbus-bin keyutils pkg-config build-essential
-  mesa-vulkan-drivers libvulkan1 curl xvfb xauth xdotool util-linux)
+  mesa-vulkan-drivers libvulkan1 curl xvfb xauth xdotool util-linux kwin-wayland)
 
 missing_apt_packages() {
   local pkg

@@ -1,19 +1,22 @@
 //! Choosing the input idle backend for this session.
 //!
-//! Linux: X11's screensaver extension when the session is X11; GNOME Mutter's idle
-//! monitor over the session D-Bus on Wayland, or when no display is named but a GNOME
+//! Linux: X11's screensaver extension when the session is X11. On Wayland, GNOME Mutter's
+//! idle monitor over the session D-Bus first (Mutter does not offer the Wayland protocol),
+//! then the compositor's `ext-idle-notify-v1` protocol (KDE Plasma 5.27+, Sway 1.8+ and
+//! other wlroots 0.16+ compositors). With no display named, GNOME's monitor when a GNOME
 //! session is on the bus (a daemon started by systemd). Windows: `GetLastInputInfo`.
 //! macOS: `HIDIdleTime` from `ioreg`.
 //!
-//! Known gap: Wayland compositors other than GNOME's (KDE, Sway, …) are not read yet; the
-//! `ext-idle-notify-v1` protocol would cover them. XWayland's screensaver extension is
-//! deliberately not used as a fallback there: it only sees input sent to X11 windows, so
-//! it would report the owner as away while they type in native Wayland apps.
+//! Known gap: Wayland compositors with neither (older wlroots ones such as Sway 1.7, which
+//! offer only KDE's older `org_kde_kwin_idle`) are not read. XWayland's screensaver
+//! extension is deliberately not used as a fallback there: it only sees input sent to X11
+//! windows, so it would report the owner as away while they type in native Wayland apps.
 
 use super::InputIdle;
 
 /// The best backend for this session, chosen once. A backend that cannot read says why
-/// from `idle()`; the X11 and GNOME backends reconnect by themselves after an error.
+/// from `idle()`; the X11, GNOME and Wayland backends reconnect by themselves after an
+/// error.
 pub fn input_idle() -> Box<dyn InputIdle> {
     #[cfg(target_os = "linux")]
     {
@@ -57,6 +60,7 @@ mod linux {
     use super::Unavailable;
     use crate::signals::InputIdle;
     use crate::signals::mutter::MutterIdle;
+    use crate::signals::wayland::WaylandIdle;
     use crate::signals::x11::X11Idle;
 
     /// The parts of the environment that say what kind of session this is.
@@ -88,23 +92,25 @@ mod linux {
                 },
             }
         }
-        match MutterIdle::connect() {
-            Ok(mutter) => Box::new(mutter),
-            Err(mutter_error) => Box::new(Unavailable {
-                reason: if session.wayland_display.is_some() {
-                    wayland_reason(&mutter_error)
-                } else {
-                    no_display_reason(&mutter_error)
-                },
-            }),
-        }
+        let mutter_error = match MutterIdle::connect() {
+            Ok(mutter) => return Box::new(mutter),
+            Err(e) => e,
+        };
+        let reason = match &session.wayland_display {
+            Some(display) => match WaylandIdle::connect(display) {
+                Ok(wayland) => return Box::new(wayland),
+                Err(wayland_error) => wayland_reason(&mutter_error, &wayland_error),
+            },
+            None => no_display_reason(&mutter_error),
+        };
+        Box::new(Unavailable { reason })
     }
 
-    pub(super) fn wayland_reason(mutter_error: &str) -> String {
+    pub(super) fn wayland_reason(mutter_error: &str, wayland_error: &str) -> String {
         format!(
-            "this Wayland session has no GNOME idle monitor ({mutter_error}); Spare can read \
-             keyboard and mouse idle time on Wayland only under GNOME so far (an X11 \
-             session works too)"
+            "this Wayland session has neither GNOME's idle monitor ({mutter_error}) nor \
+             the ext-idle-notify-v1 protocol ({wayland_error}); Spare reads keyboard and \
+             mouse idle time on Wayland through one of those two (an X11 session works too)"
         )
     }
 
@@ -151,9 +157,38 @@ mod linux {
         }
 
         #[test]
-        fn wayland_without_gnome_names_the_gap() {
-            let reason = wayland_reason("org.gnome.Mutter.IdleMonitor was not provided");
-            assert!(reason.contains("only under GNOME"), "{reason}");
+        fn wayland_pointing_nowhere_is_an_error_with_a_reason() {
+            let session = Session {
+                display: None,
+                wayland_display: Some("/nonexistent/wayland-spare-test".into()),
+            };
+            let mut backend = choose(&session);
+            match backend.idle() {
+                Err(reason) => {
+                    assert_eq!(backend.name(), "none");
+                    assert!(reason.contains("neither GNOME's idle monitor"), "{reason}");
+                    assert!(
+                        reason.contains(
+                            "cannot connect to the Wayland compositor at \
+                                         /nonexistent/wayland-spare-test"
+                        ),
+                        "{reason}"
+                    );
+                }
+                // Only on a machine where a GNOME session is on the bus.
+                Ok(_) => assert_eq!(backend.name(), "GNOME Mutter IdleMonitor"),
+            }
+        }
+
+        #[test]
+        fn wayland_without_either_names_both() {
+            let reason = wayland_reason(
+                "org.gnome.Mutter.IdleMonitor was not provided",
+                "the Wayland compositor at /run/user/1000/wayland-0 lacks the \
+                 ext-idle-notify-v1 protocol",
+            );
+            assert!(reason.contains("Mutter.IdleMonitor"), "{reason}");
+            assert!(reason.contains("lacks the ext-idle-notify-v1"), "{reason}");
         }
     }
 }

@@ -2,6 +2,10 @@
 //! been away from the keyboard and mouse, and the slower readings of the machine (battery,
 //! games, GPU temperature, CPU and memory use), plus the owner's schedule.
 //!
+//! Keyboard and mouse idle time is read on X11, under GNOME (Wayland or X11), on Wayland
+//! compositors that offer `ext-idle-notify-v1` (KDE Plasma, Sway, …), on Windows and on
+//! macOS; `input` says which backend a session gets.
+//!
 //! Each reader has one small interface and a backend per OS. A reader that cannot read
 //! says why in plain words, naming the fix where there is one; nothing here panics, and
 //! nothing needs a display to exist (crates that crash without one are not used).
@@ -16,6 +20,8 @@ pub mod schedule;
 
 #[cfg(target_os = "linux")]
 mod mutter;
+#[cfg(target_os = "linux")]
+mod wayland;
 #[cfg(windows)]
 mod windows;
 #[cfg(target_os = "linux")]
@@ -43,4 +49,13 @@ pub trait InputIdle: Send {
 #[cfg(target_os = "linux")]
 pub fn x11_input_idle(display: &str) -> Result<Box<dyn InputIdle>, String> {
     Ok(Box::new(x11::X11Idle::connect(display)?))
+}
+
+/// The Wayland `ext-idle-notify-v1` backend alone, on the named socket (`WAYLAND_DISPLAY`'s
+/// value: a name under `XDG_RUNTIME_DIR` or an absolute path), for tests under a headless
+/// compositor and for diagnostics. Fails when the compositor cannot be reached or lacks
+/// the protocol.
+#[cfg(target_os = "linux")]
+pub fn wayland_input_idle(display: &str) -> Result<Box<dyn InputIdle>, String> {
+    Ok(Box::new(wayland::WaylandIdle::connect(display)?))
 }

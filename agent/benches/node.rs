@@ -21,14 +21,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use agent::config::Config;
-use agent::job_service;
-use agent::lending::Limits;
-use agent::node::{Node, NodeOptions, PauseFor, Target};
-use compute::supervisor::RunnerConfig;
-use ed25519_dalek::SigningKey;
-use ledger::{Network, PartyId};
-
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     if !full {
@@ -39,7 +31,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(input_to_yield(if full { 40 } else { 2 }));
+    runtime.block_on(input::input_to_yield(if full { 40 } else { 2 }));
     daemon_resources(if full {
         Duration::from_secs(60)
     } else {
@@ -51,117 +43,140 @@ fn spare_exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_spare"))
 }
 
-async fn input_to_yield(trials: usize) {
-    let Some(xvfb) = agent::testing::Xvfb::start() else {
-        return;
-    };
-    let data = tempfile::tempdir().unwrap();
-    let node_key = SigningKey::from_bytes(&[1; 32]);
-    let mut options = NodeOptions::new(Config::default(), node_key.clone(), data.path().into());
-    options.bind = Some("127.0.0.1:0".parse().unwrap());
-    options.runner = Some(RunnerConfig::new(
-        spare_exe(),
-        vec![compute::worker::WORKER_ARG.to_owned()],
-    ));
-    options.input = Some(agent::signals::x11_input_idle(&xvfb.display).unwrap());
-    options.limits = Some(Limits {
-        idle_threshold: Duration::from_secs(1),
-        gpu_duty_percent: 100,
-        ..Limits::from_config(&Config::default())
-    });
-    let node = Node::start(options).await.unwrap();
-    let handle = node.handle();
-    let ticket: relay::ticket::Ticket = handle.status().ticket.parse().unwrap();
-    let requester = SigningKey::from_bytes(&[2; 32]);
-    // A job that outlasts the benchmark.
-    let job = agent::testing::long_job(1_000_000);
-    let card = job_service::rate_card(&ticket, &requester).await.unwrap();
-    let order = job_service::sign_order(
-        &requester,
-        PartyId::of(&node_key),
-        Network::new(card.network.clone()).unwrap(),
-        &job,
-        card.price(job.total_workgroups()),
-        Duration::from_secs(3600),
-    )
-    .unwrap();
-    let submitted = tokio::spawn(async move {
-        let _ = job_service::submit(&ticket, &requester, &job, order, &mut |_| {}).await;
-    });
+/// User input → GPU yielded: X11 under Xvfb, so Linux only.
+#[cfg(target_os = "linux")]
+mod input {
+    use std::time::{Duration, Instant};
 
-    let running = || {
-        let s = handle.status();
-        s.gpu.running && !s.gpu.yielded
-    };
-    let (mut input, mut command) = (Vec::new(), Vec::new());
-    for trial in 0..trials {
-        wait(Duration::from_secs(120), &running).await;
-        // Let a few slices run, and land the input anywhere in the policy's tick.
-        tokio::time::sleep(Duration::from_millis(100 + (trial as u64 * 37) % 100)).await;
-        let started = Instant::now();
-        xvfb.move_pointer(10 + trial as u32 % 300, 20);
-        input.push(yielded_after(&handle, started).await);
+    use agent::config::Config;
+    use agent::job_service;
+    use agent::lending::Limits;
+    use agent::node::{Node, NodeOptions, PauseFor, Target};
+    use compute::supervisor::RunnerConfig;
+    use ed25519_dalek::SigningKey;
+    use ledger::{Network, PartyId};
 
-        wait(Duration::from_secs(120), &running).await;
-        tokio::time::sleep(Duration::from_millis(100 + (trial as u64 * 53) % 100)).await;
-        let started = Instant::now();
-        handle.pause(Target::Gpu, PauseFor::UntilResumed);
-        command.push(yielded_after(&handle, started).await);
-        handle.resume(Target::Gpu);
-    }
-    drop(node);
-    submitted.abort();
-    let (p50, p99) = percentiles(&mut input);
-    let (base50, base99) = percentiles(&mut command);
-    eprintln!(
-        "user input → GPU yielded over {trials} trials: p50 {p50:.1} ms, p99 {p99:.1} ms; \
-         owner's pause command → yielded: p50 {base50:.1} ms, p99 {base99:.1} ms"
-    );
-    print_json(
-        "input_to_yield_p50",
-        p50,
-        "ms",
-        "pause_command_to_yield_p50",
-        base50,
-        "report",
-    );
-    print_json(
-        "input_to_yield_p99",
-        p99,
-        "ms",
-        "pause_command_to_yield_p99",
-        base99,
-        "<= 300 ms",
-    );
-}
+    use super::{print_json, spare_exe};
 
-async fn wait(limit: Duration, done: &impl Fn() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "the job did not run");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
+    pub async fn input_to_yield(trials: usize) {
+        let Some(xvfb) = agent::testing::Xvfb::start() else {
+            return;
+        };
+        let data = tempfile::tempdir().unwrap();
+        let node_key = SigningKey::from_bytes(&[1; 32]);
+        let mut options = NodeOptions::new(Config::default(), node_key.clone(), data.path().into());
+        options.bind = Some("127.0.0.1:0".parse().unwrap());
+        options.runner = Some(RunnerConfig::new(
+            spare_exe(),
+            vec![compute::worker::WORKER_ARG.to_owned()],
+        ));
+        options.input = Some(agent::signals::x11_input_idle(&xvfb.display).unwrap());
+        options.limits = Some(Limits {
+            idle_threshold: Duration::from_secs(1),
+            gpu_duty_percent: 100,
+            ..Limits::from_config(&Config::default())
+        });
+        let node = Node::start(options).await.unwrap();
+        let handle = node.handle();
+        let ticket: relay::ticket::Ticket = handle.status().ticket.parse().unwrap();
+        let requester = SigningKey::from_bytes(&[2; 32]);
+        // A job that outlasts the benchmark.
+        let job = agent::testing::long_job(1_000_000);
+        let card = job_service::rate_card(&ticket, &requester).await.unwrap();
+        let order = job_service::sign_order(
+            &requester,
+            PartyId::of(&node_key),
+            Network::new(card.network.clone()).unwrap(),
+            &job,
+            card.price(job.total_workgroups()),
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+        let submitted = tokio::spawn(async move {
+            let _ = job_service::submit(&ticket, &requester, &job, order, &mut |_| {}).await;
+        });
 
-async fn yielded_after(handle: &agent::node::NodeHandle, started: Instant) -> f64 {
-    loop {
-        if let Some(at) = handle.last_yield()
-            && at > started
-        {
-            return (at - started).as_secs_f64() * 1000.0;
+        let running = || {
+            let s = handle.status();
+            s.gpu.running && !s.gpu.yielded
+        };
+        let (mut input, mut command) = (Vec::new(), Vec::new());
+        for trial in 0..trials {
+            wait(Duration::from_secs(120), &running).await;
+            // Let a few slices run, and land the input anywhere in the policy's tick.
+            tokio::time::sleep(Duration::from_millis(100 + (trial as u64 * 37) % 100)).await;
+            let started = Instant::now();
+            xvfb.move_pointer(10 + trial as u32 % 300, 20);
+            input.push(yielded_after(&handle, started).await);
+
+            wait(Duration::from_secs(120), &running).await;
+            tokio::time::sleep(Duration::from_millis(100 + (trial as u64 * 53) % 100)).await;
+            let started = Instant::now();
+            handle.pause(Target::Gpu, PauseFor::UntilResumed);
+            command.push(yielded_after(&handle, started).await);
+            handle.resume(Target::Gpu);
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the GPU did not yield"
+        drop(node);
+        submitted.abort();
+        let (p50, p99) = percentiles(&mut input);
+        let (base50, base99) = percentiles(&mut command);
+        eprintln!(
+            "user input → GPU yielded over {trials} trials: p50 {p50:.1} ms, p99 {p99:.1} ms; \
+             owner's pause command → yielded: p50 {base50:.1} ms, p99 {base99:.1} ms"
         );
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        print_json(
+            "input_to_yield_p50",
+            p50,
+            "ms",
+            "pause_command_to_yield_p50",
+            base50,
+            "report",
+        );
+        print_json(
+            "input_to_yield_p99",
+            p99,
+            "ms",
+            "pause_command_to_yield_p99",
+            base99,
+            "<= 300 ms",
+        );
+    }
+
+    async fn wait(limit: Duration, done: &impl Fn() -> bool) {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < limit, "the job did not run");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn yielded_after(handle: &agent::node::NodeHandle, started: Instant) -> f64 {
+        loop {
+            if let Some(at) = handle.last_yield()
+                && at > started
+            {
+                return (at - started).as_secs_f64() * 1000.0;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the GPU did not yield"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    fn percentiles(samples: &mut [f64]) -> (f64, f64) {
+        samples.sort_by(f64::total_cmp);
+        let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+        (at(0.5), at(0.99))
     }
 }
 
-fn percentiles(samples: &mut [f64]) -> (f64, f64) {
-    samples.sort_by(f64::total_cmp);
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-    (at(0.5), at(0.99))
+#[cfg(not(target_os = "linux"))]
+mod input {
+    pub async fn input_to_yield(_trials: usize) {
+        eprintln!("the input-to-yield benchmark needs X11 under Xvfb: Linux only");
+    }
 }
 
 /// CPU seconds (user + system) a process has used, from /proc.

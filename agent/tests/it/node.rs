@@ -2,11 +2,10 @@
 //! and real X11 input under Xvfb stopping GPU lending with the job yielded.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agent::config::Config;
 use agent::job_service::{self, Code, JobWire, OrderWire, Reply, Request, order_reference};
-use agent::lending::Limits;
 use agent::node::{Node, NodeHandle, NodeOptions};
 use compute::manifest::Job;
 use compute::supervisor::RunnerConfig;
@@ -275,86 +274,100 @@ async fn every_bad_order_is_refused_with_its_code_and_a_good_one_runs() {
     drop(node);
 }
 
-async fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
+/// Real X11 input under Xvfb (Linux).
+#[cfg(target_os = "linux")]
+mod x11 {
+    use std::time::{Duration, Instant};
+
+    use agent::config::Config;
+    use agent::job_service::{self, Code};
+    use agent::lending::Limits;
+    use agent::node::Node;
+    use ledger::{Network, PartyId};
+
+    use super::{key, options, ticket};
+
+    async fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duration {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < limit, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        start.elapsed()
     }
-    start.elapsed()
-}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn x11_input_stops_gpu_lending_and_the_job_yields_then_resumes() {
-    let Some(xvfb) = agent::testing::Xvfb::start() else {
-        return;
-    };
-    let data = tempfile::tempdir().unwrap();
-    let mut options = options(&data);
-    options.input = Some(agent::signals::x11_input_idle(&xvfb.display).unwrap());
-    options.limits = Some(Limits {
-        idle_threshold: Duration::from_secs(1),
-        gpu_duty_percent: 100,
-        ..Limits::from_config(&Config::default())
-    });
-    let node = Node::start(options).await.unwrap();
-    let handle = node.handle();
-    assert_eq!(handle.status().signals.input_backend, "X11 screensaver");
-    let ticket = ticket(&handle);
-    let job = agent::testing::long_job(64);
-    let requester = key(2);
-    let card = job_service::rate_card(&ticket, &requester).await.unwrap();
-    let order = job_service::sign_order(
-        &requester,
-        PartyId::of(&key(1)),
-        Network::new("spare").unwrap(),
-        &job,
-        card.price(job.total_workgroups()),
-        Duration::from_secs(600),
-    )
-    .unwrap();
-    let submitted = tokio::spawn(async move {
-        job_service::submit(&ticket, &requester, &job, order, &mut |_| {}).await
-    });
-
-    wait_until(Duration::from_secs(60), "the job to run", || {
-        handle.status().gpu.running
-    })
-    .await;
-    xvfb.move_pointer(200, 200);
-    let yielded = wait_until(Duration::from_secs(5), "the GPU to yield", || {
-        let s = handle.status();
-        s.gpu.yielded && s.gpu.state.state == "waiting"
-    })
-    .await;
-    let s = handle.status();
-    assert!(
-        s.gpu
-            .state
-            .reason
-            .as_deref()
-            .unwrap()
-            .starts_with("user active"),
-        "{s:?}"
-    );
-    assert!(
-        yielded < Duration::from_secs(2),
-        "yielded after {yielded:?}"
-    );
-    // The owner leaves again: after the threshold the job resumes where it stopped.
-    wait_until(Duration::from_secs(10), "the job to resume", || {
-        let s = handle.status();
-        s.gpu.running && !s.gpu.yielded
-    })
-    .await;
-    assert!(!submitted.is_finished());
-    drop(node);
-    let ended = tokio::time::timeout(Duration::from_secs(30), submitted)
-        .await
-        .expect("the requester heard nothing")
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn x11_input_stops_gpu_lending_and_the_job_yields_then_resumes() {
+        let Some(xvfb) = agent::testing::Xvfb::start() else {
+            return;
+        };
+        let data = tempfile::tempdir().unwrap();
+        let mut options = options(&data);
+        options.input = Some(agent::signals::x11_input_idle(&xvfb.display).unwrap());
+        options.limits = Some(Limits {
+            idle_threshold: Duration::from_secs(1),
+            gpu_duty_percent: 100,
+            ..Limits::from_config(&Config::default())
+        });
+        let node = Node::start(options).await.unwrap();
+        let handle = node.handle();
+        assert_eq!(handle.status().signals.input_backend, "X11 screensaver");
+        let ticket = ticket(&handle);
+        let job = agent::testing::long_job(64);
+        let requester = key(2);
+        let card = job_service::rate_card(&ticket, &requester).await.unwrap();
+        let order = job_service::sign_order(
+            &requester,
+            PartyId::of(&key(1)),
+            Network::new("spare").unwrap(),
+            &job,
+            card.price(job.total_workgroups()),
+            Duration::from_secs(600),
+        )
         .unwrap();
-    assert!(
-        matches!(&ended, Err(job_service::SubmitError::Refused(r)) if r.code == Code::NodeStopping),
-        "{ended:?}"
-    );
+        let submitted = tokio::spawn(async move {
+            job_service::submit(&ticket, &requester, &job, order, &mut |_| {}).await
+        });
+
+        wait_until(Duration::from_secs(60), "the job to run", || {
+            handle.status().gpu.running
+        })
+        .await;
+        xvfb.move_pointer(200, 200);
+        let yielded = wait_until(Duration::from_secs(5), "the GPU to yield", || {
+            let s = handle.status();
+            s.gpu.yielded && s.gpu.state.state == "waiting"
+        })
+        .await;
+        let s = handle.status();
+        assert!(
+            s.gpu
+                .state
+                .reason
+                .as_deref()
+                .unwrap()
+                .starts_with("user active"),
+            "{s:?}"
+        );
+        assert!(
+            yielded < Duration::from_secs(2),
+            "yielded after {yielded:?}"
+        );
+        // The owner leaves again: after the threshold the job resumes where it stopped.
+        wait_until(Duration::from_secs(10), "the job to resume", || {
+            let s = handle.status();
+            s.gpu.running && !s.gpu.yielded
+        })
+        .await;
+        assert!(!submitted.is_finished());
+        drop(node);
+        let ended = tokio::time::timeout(Duration::from_secs(30), submitted)
+            .await
+            .expect("the requester heard nothing")
+            .unwrap();
+        assert!(
+            matches!(&ended, Err(job_service::SubmitError::Refused(r)) if r.code == Code::NodeStopping),
+            "{ended:?}"
+        );
+    }
 }

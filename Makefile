@@ -1,5 +1,5 @@
 # The two commands a newcomer needs (see README.md):
-#   make run    set up this machine, build Spare and run it
+#   make run    set up this machine, build Spare and run the node in demo mode
 #   make test   set up this machine and run every check and test
 # Both call installers/dev-setup.sh first, which installs only what is missing.
 
@@ -13,7 +13,7 @@ setup:
 
 run: setup
 	$(CARGO) build --release --locked -p agent
-	./target/release/spare earnings
+	./target/release/spare daemon --demo
 
 # Benchmarks run first at a small size (so they cannot rot), then every test; both inside
 # a private D-Bus session with an unlocked GNOME Keyring and a private XDG_RUNTIME_DIR.

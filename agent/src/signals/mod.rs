@@ -33,7 +33,7 @@ pub use schedule::{Rule, Schedule};
 
 /// Time since the last keyboard or mouse input.
 ///
-/// Reading it must be cheap: the daemon polls it up to ten times a second while lending,
+/// Reading it must be cheap: the daemon polls it 20 times a second while a job holds the GPU,
 /// to give the machine back as soon as the owner returns.
 pub trait InputIdle: Send {
     /// The backend's name for diagnostics, e.g. "X11 screensaver".

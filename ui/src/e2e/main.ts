@@ -1,0 +1,134 @@
+//! The browser tests' entry (built only with `vite build --mode e2e`): installs a mocked
+//! Tauri IPC serving the fixtures, exposes it as `window.spareMock` for the tests to
+//! drive and inspect, then starts the real app unchanged.
+
+import { mockIPC } from "@tauri-apps/api/mocks";
+import { emit } from "@tauri-apps/api/event";
+import { STATUS_CHANGED } from "../api";
+import type { CommandError } from "../bindings/CommandError";
+import type { Config } from "../bindings/Config";
+import type { PauseFor } from "../bindings/PauseFor";
+import type { PauseTarget } from "../bindings/PauseTarget";
+import type { Period } from "../bindings/Period";
+import type { ResourceState } from "../bindings/ResourceState";
+import type { Status } from "../bindings/Status";
+import {
+  CHECKS,
+  configFixture,
+  entriesFixture,
+  PROCESSES,
+  reportFixture,
+  statusFixture,
+  type StatusName,
+} from "./fixtures";
+
+/** What a test may set before the page loads, as `window.__SPARE_MOCK__`. */
+type MockOptions = {
+  status?: StatusName;
+  /** Commands that reject, with the error each rejects with. */
+  fail?: Record<string, CommandError>;
+  /** Give report rows a `gpu_ms` (the proposed contract addition). */
+  rowsWithGpuMs?: boolean;
+  /** Make ledger_verify find a bad entry. */
+  brokenLedger?: boolean;
+};
+
+type Call = { cmd: string; args: Record<string, unknown> | undefined };
+
+const options: MockOptions = (window as unknown as { __SPARE_MOCK__?: MockOptions }).__SPARE_MOCK__ ?? {};
+const calls: Call[] = [];
+const failures = new Map<string, CommandError>(Object.entries(options.fail ?? {}));
+let status = statusFixture(options.status ?? "lending");
+let config = configFixture();
+let autostart = false;
+const entries = entriesFixture();
+
+const PAUSE_LABEL: Record<string, string> = { tomorrow: "tomorrow 06:00", until_resumed: "you resume" };
+
+/** Sets the state of the resources `target` names. */
+function withState(target: PauseTarget, change: ResourceState): Status {
+  const next = structuredClone(status);
+  if (target !== "bandwidth") next.gpu = { ...next.gpu, ...change };
+  if (target !== "gpu") next.bandwidth = { ...next.bandwidth, ...change };
+  return next;
+}
+
+function paused(target: PauseTarget, until: PauseFor): Status {
+  const label = typeof until === "object" ? "19:00" : PAUSE_LABEL[until];
+  return withState(target, { state: "paused", reason: `by you until ${label}`, paused_by_you_until: label });
+}
+
+function resumed(target: PauseTarget): Status {
+  return withState(target, { state: "lending", reason: null, paused_by_you_until: null });
+}
+
+function answer(cmd: string, args: Record<string, unknown>): unknown {
+  switch (cmd) {
+    case "status":
+      return status;
+    case "pause":
+      status = paused(args.target as PauseTarget, args.for as PauseFor);
+      return status;
+    case "resume":
+      status = resumed(args.target as PauseTarget);
+      return status;
+    case "diagnostics":
+      return CHECKS;
+    case "earnings":
+      return reportFixture(args.period as Period, options.rowsWithGpuMs === true);
+    case "ledger_entries": {
+      const after = args.after_seq as number;
+      return entries.filter((e) => e.seq > after).slice(0, args.limit as number);
+    }
+    case "ledger_verify":
+      return options.brokenLedger
+        ? { entries: 250, signatures: 131, problem: { seq: 131, reason: "the signature does not match the receipt" } }
+        : { entries: 250, signatures: 250, problem: null };
+    case "ledger_export_csv":
+      return entries.length;
+    case "settings_get":
+      return config;
+    case "settings_set":
+      config = args.config as Config;
+      return config;
+    case "running_processes":
+      return PROCESSES;
+    case "autostart_get":
+      return autostart;
+    case "autostart_set":
+      autostart = args.enabled as boolean;
+      return autostart;
+    default:
+      throw { code: "internal", message: `the mock has no command ${cmd}` } satisfies CommandError;
+  }
+}
+
+mockIPC(
+  (cmd, payload) => {
+    const args = payload as Record<string, unknown> | undefined;
+    calls.push({ cmd, args: structuredClone(args) });
+    const failure = failures.get(cmd);
+    // Rejecting with the error object is what Tauri does when a command returns Err.
+    if (failure) return Promise.reject(structuredClone(failure));
+    return Promise.resolve(structuredClone(answer(cmd, args ?? {})));
+  },
+  { shouldMockEvents: true },
+);
+
+const spareMock = {
+  calls,
+  /** Calls of one command, in order. */
+  callsOf: (cmd: string) => calls.filter((c) => c.cmd === cmd).map((c) => c.args),
+  fail: (cmd: string, error: CommandError) => failures.set(cmd, error),
+  clearFailures: () => failures.clear(),
+  /** Changes the node's status and pushes it, as the app does on every change. */
+  emitStatus: async (next: StatusName | Status) => {
+    status = typeof next === "string" ? statusFixture(next) : next;
+    await emit(STATUS_CHANGED, status);
+  },
+  fixtures: { statusFixture, reportFixture, entries, config: configFixture(), checks: CHECKS },
+};
+(window as unknown as { spareMock: typeof spareMock }).spareMock = spareMock;
+
+// Imported only now, so the app's first call already meets the mock.
+void import("../main");

@@ -17,10 +17,12 @@ pub struct Xvfb {
 }
 
 impl Xvfb {
-    /// Starts one on the first free display from `:90`. `None` when Xvfb or xdotool is
-    /// not installed, which is allowed only outside CI (`CI=true` fails instead:
+    /// Starts one on a free display, which Xvfb picks itself (`-displayfd`: it also
+    /// clears lock files that dead servers left behind). `None` when Xvfb or xdotool
+    /// is not installed, which is allowed only outside CI (`CI=true` fails instead:
     /// `installers/dev-setup.sh` installs them).
     pub fn start() -> Option<Xvfb> {
+        use std::io::BufRead as _;
         let xvfb = Path::new("/usr/bin/Xvfb");
         if !xvfb.exists() || !Path::new("/usr/bin/xdotool").exists() {
             let ci = std::env::var("CI").is_ok_and(|v| v == "true");
@@ -32,43 +34,37 @@ impl Xvfb {
             eprintln!("note: skipping an X11 test: Xvfb or xdotool is not installed");
             return None;
         }
-        for n in 90..130 {
-            let socket = format!("/tmp/.X11-unix/X{n}");
-            let lock = format!("/tmp/.X{n}-lock");
-            if Path::new(&socket).exists() || Path::new(&lock).exists() {
-                continue;
-            }
-            let display = format!(":{n}");
-            let Ok(child) = Command::new(xvfb)
-                .args([
-                    display.as_str(),
-                    "-screen",
-                    "0",
-                    "640x480x24",
-                    "-nolisten",
-                    "tcp",
-                ])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-            else {
-                continue;
-            };
-            let mut server = Xvfb { child, display };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                // Exited: another test or user took this display first; try the next.
-                if !matches!(server.child.try_wait(), Ok(None)) {
-                    break;
-                }
-                if Path::new(&socket).exists() {
-                    return Some(server);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+        let mut child = Command::new(xvfb)
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "640x480x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start Xvfb: {e}"));
+        // Xvfb prints the display number once it accepts connections.
+        let mut line = String::new();
+        let read = child
+            .stdout
+            .take()
+            .map(|out| std::io::BufReader::new(out).read_line(&mut line));
+        let number = line.trim();
+        if !matches!(read, Some(Ok(n)) if n > 0) || number.parse::<u32>().is_err() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("Xvfb did not report a display: {read:?} {line:?}");
         }
-        panic!("could not start Xvfb on any display from :90 to :129");
+        Some(Xvfb {
+            display: format!(":{number}"),
+            child,
+        })
     }
 
     /// Moves the pointer: a real input event for the server.
@@ -86,6 +82,17 @@ impl Xvfb {
 
 impl Drop for Xvfb {
     fn drop(&mut self) {
+        // SIGTERM lets Xvfb remove its lock file and socket; SIGKILL would leave them.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -139,6 +139,20 @@ impl QuotaGate {
             .and_then(|mut q| q.exceeded(Self::now()))
     }
 
+    /// What was used, and in which period: to save across a restart.
+    pub fn used(&self) -> (Period, u64, u64) {
+        let now = Self::now();
+        let (day, month) = self.quota.lock().map_or((0, 0), |mut q| q.used(now));
+        (now, day, month)
+    }
+
+    /// Continues from what a previous run used (see `used`).
+    pub fn restore(&self, saved: Period, day_used: u64, month_used: u64) {
+        if let Ok(mut q) = self.quota.lock() {
+            q.restore(saved, day_used, month_used, Self::now());
+        }
+    }
+
     /// The share of the tighter quota used, in percent.
     pub fn percent_used(&self) -> u32 {
         self.quota

@@ -114,10 +114,16 @@ impl Quota {
         }
     }
 
-    /// Starts over with what was already used (after a restart).
-    pub fn restore(&mut self, day_used: u64, month_used: u64) {
-        self.day_used = day_used;
-        self.month_used = month_used;
+    /// Starts over with what was already used (after a restart): what was used in
+    /// `saved`, counted only where that is still today and this month.
+    pub fn restore(&mut self, saved: Period, day_used: u64, month_used: u64, now: Period) {
+        self.roll(now);
+        if saved.day == now.day {
+            self.day_used = day_used;
+        }
+        if saved.month == now.month {
+            self.month_used = month_used;
+        }
     }
 
     fn roll(&mut self, period: Period) {
@@ -175,6 +181,12 @@ impl Quota {
         } else {
             None
         }
+    }
+
+    /// Bytes used today and this month, as of `period`.
+    pub fn used(&mut self, period: Period) -> (u64, u64) {
+        self.roll(period);
+        (self.day_used, self.month_used)
     }
 
     /// The share of the tighter quota used, in percent (0 when unlimited).
@@ -282,6 +294,21 @@ mod tests {
         // Next month: both fresh.
         assert_eq!(quota.exceeded(p(31, 2)), None);
         assert_eq!(quota.remaining(p(31, 2)), 1_000);
+    }
+
+    #[test]
+    fn a_restored_quota_counts_only_what_is_still_today_and_this_month() {
+        let p = |day, month| Period { day, month };
+        let mut quota = Quota::new(1_000, 10_000, p(5, 1));
+        quota.restore(p(5, 1), 400, 4_000, p(5, 1));
+        assert_eq!(quota.used(p(5, 1)), (400, 4_000));
+        assert_eq!(quota.percent_used(p(5, 1)), 40);
+        let mut quota = Quota::new(1_000, 10_000, p(6, 1));
+        quota.restore(p(5, 1), 400, 4_000, p(6, 1));
+        assert_eq!(quota.used(p(6, 1)), (0, 4_000));
+        let mut quota = Quota::new(1_000, 10_000, p(40, 2));
+        quota.restore(p(5, 1), 400, 4_000, p(40, 2));
+        assert_eq!(quota.used(p(40, 2)), (0, 0));
     }
 
     #[test]

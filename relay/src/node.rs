@@ -57,6 +57,9 @@ pub struct NodeConfig {
     /// Whole-node quotas, bytes a UTC day and a UTC month, up and down together
     /// (0: none).
     pub quota: (u64, u64),
+    /// What the quotas had used in a previous run, and in which period (see
+    /// `RelayNode::quota_used`): only what is still today and this month counts.
+    pub quota_used: Option<(crate::limits::Period, u64, u64)>,
     /// Price in micro-credits per GiB relayed; 0 relays without promises.
     pub price_per_gib: u64,
     /// Bytes a client may be relayed beyond its last promise before it is paused.
@@ -104,6 +107,7 @@ impl NodeConfig {
             client_rate: (0, 0),
             node_rate: (0, 0),
             quota: (0, 0),
+            quota_used: None,
             price_per_gib: 0,
             promise_margin: 64 << 20,
             network: "demo".into(),
@@ -222,6 +226,9 @@ impl RelayNode {
             .ok_or_else(|| crate::tls::TlsError::from_message("invalid node key".into()))?;
         let quota = (config.quota != (0, 0))
             .then(|| Arc::new(io::QuotaGate::new(config.quota.0, config.quota.1)));
+        if let (Some(gate), Some((period, day, month))) = (&quota, config.quota_used) {
+            gate.restore(period, day, month);
+        }
         let node_up = io::bucket(config.node_rate.0);
         let node_down = io::bucket(config.node_rate.1);
         let shared = Arc::new(Shared {
@@ -280,6 +287,12 @@ impl RelayNode {
     /// Clients connected now.
     pub fn clients(&self) -> usize {
         self.shared.clients.load(Ordering::SeqCst)
+    }
+
+    /// Bytes the quotas have counted today and this month, with the period, to be
+    /// given back as `NodeConfig::quota_used` after a restart (`None`: no quota).
+    pub fn quota_used(&self) -> Option<(crate::limits::Period, u64, u64)> {
+        self.shared.quota.as_ref().map(|q| q.used())
     }
 
     /// The share of the tighter bandwidth quota used, in percent (`None`: no quota).

@@ -354,6 +354,7 @@ struct Inner {
     commands: Mutex<std_mpsc::Sender<Command>>,
     changes: watch::Sender<u64>,
     ledger_path: PathBuf,
+    quota_file: PathBuf,
     _lock: File,
 }
 
@@ -528,6 +529,8 @@ impl Node {
 
         let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
         let mut relay_config = relay_config(&options, network)?;
+        let quota_file = options.data_dir.join("quota.json");
+        relay_config.quota_used = restore_quota(&quota_file);
         relay_config
             .services
             .push((job_service::ALPN.to_vec(), jobs_tx));
@@ -592,6 +595,7 @@ impl Node {
             commands: Mutex::new(commands_tx),
             changes,
             ledger_path,
+            quota_file: quota_file.clone(),
             _lock: lock,
         });
 
@@ -619,6 +623,7 @@ impl Node {
                     machine,
                     schedule,
                     pauses_file,
+                    quota_file,
                     waiting_for,
                 }
                 .run(commands_rx)
@@ -672,6 +677,9 @@ impl Node {
             .set_stopped(Some("the node is stopping".into()));
         if let Some(thread) = self.policy_thread.take() {
             let _ = thread.join();
+        }
+        if let Some(used) = self.inner.relay.quota_used() {
+            save_quota(&self.inner.quota_file, used);
         }
         if let Some(path) = self.control_socket.take() {
             let _ = std::fs::remove_file(path);
@@ -898,6 +906,48 @@ fn save_pauses(file: &Path, policy: &LendingPolicy) {
     }
 }
 
+/// The quotas' use as saved: the UTC day and month it was counted in.
+#[derive(Serialize, Deserialize)]
+struct SavedQuota {
+    day: i64,
+    month: i64,
+    day_used: u64,
+    month_used: u64,
+}
+
+fn restore_quota(file: &Path) -> Option<(relay::limits::Period, u64, u64)> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let Ok(saved) = serde_json::from_str::<SavedQuota>(&text) else {
+        tracing_line(&format!("ignoring unreadable {}", file.display()));
+        return None;
+    };
+    let period = relay::limits::Period {
+        day: saved.day,
+        month: saved.month,
+    };
+    Some((period, saved.day_used, saved.month_used))
+}
+
+fn save_quota(file: &Path, (period, day_used, month_used): (relay::limits::Period, u64, u64)) {
+    let saved = SavedQuota {
+        day: period.day,
+        month: period.month,
+        day_used,
+        month_used,
+    };
+    let partial = file.with_extension("partial");
+    let written = serde_json::to_vec(&saved)
+        .map_err(std::io::Error::other)
+        .and_then(|json| std::fs::write(&partial, json))
+        .and_then(|()| std::fs::rename(&partial, file));
+    if let Err(e) = written {
+        tracing_line(&format!(
+            "cannot save the quota's use to {}: {e}",
+            file.display()
+        ));
+    }
+}
+
 /// When a pause for `how_long` ends, as an instant and a label for people.
 fn pause_until(how_long: &PauseFor) -> PauseUntil {
     let now = Local::now();
@@ -945,6 +995,7 @@ struct PolicyLoop {
     machine: Machine,
     schedule: Schedule,
     pauses_file: PathBuf,
+    quota_file: PathBuf,
     waiting_for: Arc<Mutex<Option<String>>>,
 }
 
@@ -968,6 +1019,7 @@ impl PolicyLoop {
         let mut logged = (String::new(), String::new());
         let headless = is_headless(self.input.as_ref());
         let mut applied = Vec::new();
+        let mut quota_saved = (Instant::now(), self.inner.relay.quota_used());
         loop {
             match commands.recv_timeout(tick) {
                 Ok(Command::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
@@ -1054,6 +1106,16 @@ impl PolicyLoop {
                 *w = (gpu != Decision::Lending).then(|| gpu.to_string());
             }
 
+            // The quotas' use survives a restart: saved every 10 s while it grows.
+            if now.duration_since(quota_saved.0) >= Duration::from_secs(10) {
+                let used = self.inner.relay.quota_used();
+                if used != quota_saved.1
+                    && let Some(used) = used
+                {
+                    save_quota(&self.quota_file, used);
+                }
+                quota_saved = (now, used);
+            }
             let elapsed = now.duration_since(rates_at.0);
             if elapsed >= Duration::from_secs(1) {
                 let relayed = self.inner.relay.relayed();

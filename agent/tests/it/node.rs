@@ -371,3 +371,47 @@ mod x11 {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bandwidth_quota_use_survives_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let start = |data: &tempfile::TempDir| {
+        let mut options = options(data);
+        options.config.bandwidth.daily_quota_mb = 2;
+        Node::start(options)
+    };
+    // A previous run today used 1 MB of the 2 MB daily quota.
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let today = relay::limits::Period::utc(secs);
+    std::fs::create_dir_all(data.path().join("node")).unwrap();
+    std::fs::write(
+        data.path().join("node/quota.json"),
+        format!(
+            r#"{{"day":{},"month":{},"day_used":1000000,"month_used":1000000}}"#,
+            today.day, today.month
+        ),
+    )
+    .unwrap();
+    let node = start(&data).await.unwrap();
+    assert_eq!(node.handle().status().bandwidth.quota_percent, Some(50));
+    node.shutdown();
+    // Stopping saves it again; the next run starts from there.
+    let node = start(&data).await.unwrap();
+    assert_eq!(node.handle().status().bandwidth.quota_percent, Some(50));
+    // A quota file from another day counts for nothing today.
+    node.shutdown();
+    std::fs::write(
+        data.path().join("node/quota.json"),
+        format!(
+            r#"{{"day":{},"month":{},"day_used":1000000,"month_used":1000000}}"#,
+            today.day - 1,
+            today.month - 1
+        ),
+    )
+    .unwrap();
+    let node = start(&data).await.unwrap();
+    assert_eq!(node.handle().status().bandwidth.quota_percent, Some(0));
+}

@@ -9,9 +9,10 @@ import { creditsNumber, formatCredits } from "./credits";
 import { axisLabel, periodLabel } from "./periods";
 
 export const PLOT_HEIGHT = 180;
-const BAR_WIDTH = 18;
-const GAP = 6;
+const WIDTH = 720;
 const LEFT = 8;
+/** Room an axis label needs, so labels never overlap. */
+const LABEL_WIDTH = 40;
 const TOP = 20;
 const BOTTOM = 22;
 
@@ -44,8 +45,10 @@ export function EarningsChart({ rows, period }: { rows: PeriodRow[]; period: Per
     const total = positive(b.gpu) + positive(b.bandwidth);
     return total > m ? total : m;
   }, 0n);
-  const width = LEFT + bars.length * (BAR_WIDTH + GAP);
-  const labelEvery = Math.ceil(bars.length / 12);
+  const width = WIDTH;
+  const slot = (WIDTH - LEFT) / bars.length;
+  const barWidth = Math.min(56, slot * 0.7);
+  const labelEvery = Math.ceil(LABEL_WIDTH / slot);
   const baseline = TOP + PLOT_HEIGHT;
 
   return (
@@ -64,7 +67,7 @@ export function EarningsChart({ rows, period }: { rows: PeriodRow[]; period: Per
         </text>
         <line x1={LEFT} x2={width} y1={TOP} y2={TOP} class="grid" />
         {bars.map((bar, i) => {
-          const x = LEFT + i * (BAR_WIDTH + GAP);
+          const x = LEFT + i * slot + (slot - barWidth) / 2;
           const gpuHeight = heightOf(bar.gpu, max);
           const bandwidthHeight = heightOf(bar.bandwidth, max);
           const label = periodLabel(period, bar.start);
@@ -74,7 +77,7 @@ export function EarningsChart({ rows, period }: { rows: PeriodRow[]; period: Per
                 class="bar-gpu"
                 x={x}
                 y={baseline - gpuHeight}
-                width={BAR_WIDTH}
+                width={barWidth}
                 height={gpuHeight}
                 data-resource="gpu"
                 data-start={bar.start}
@@ -86,7 +89,7 @@ export function EarningsChart({ rows, period }: { rows: PeriodRow[]; period: Per
                 class="bar-bandwidth"
                 x={x}
                 y={baseline - gpuHeight - bandwidthHeight}
-                width={BAR_WIDTH}
+                width={barWidth}
                 height={bandwidthHeight}
                 data-resource="bandwidth"
                 data-start={bar.start}
@@ -95,7 +98,7 @@ export function EarningsChart({ rows, period }: { rows: PeriodRow[]; period: Per
                 <title>{`${label}: bandwidth ${formatCredits(bar.bandwidth)}`}</title>
               </rect>
               {i % labelEvery === 0 && (
-                <text x={x + BAR_WIDTH / 2} y={baseline + 15} class="axis-label" text-anchor="middle">
+                <text x={x + barWidth / 2} y={baseline + 15} class="axis-label" text-anchor="middle">
                   {axisLabel(period, bar.start)}
                 </text>
               )}

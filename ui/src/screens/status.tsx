@@ -102,8 +102,8 @@ function StateLine({ id, resource }: { id: string; resource: ResourceState }) {
       <span class="reason">
         {resource.reason ?? (id === "gpu" ? "Your GPU is working for the network." : "Relaying traffic for the network.")}
       </span>
-      {resource.paused_by_you_until && (
-        <span class="paused-by-you">Paused by you until {resource.paused_by_you_until}.</span>
+      {resource.paused_by_you_until && !resource.reason?.startsWith("by you") && (
+        <span class="paused-by-you">Also paused by you until {resource.paused_by_you_until}.</span>
       )}
     </p>
   );

@@ -20,6 +20,8 @@ run: setup
 test: setup lint
 	installers/with-keyring.sh $(CARGO) test --workspace --locked --bench '*'
 	installers/with-keyring.sh $(CARGO) test --workspace --lib --bins --tests --locked
+	npm --prefix ui ci --no-audit --no-fund
+	npm --prefix ui test
 
 lint:
 	$(CARGO) fmt --all --check

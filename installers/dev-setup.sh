@@ -23,9 +23,11 @@ log() { printf 'dev-setup: %s\n' "$*" >&2; }
 #   kwin-wayland                  a real headless Wayland compositor with ext-idle-notify-v1
 #                                 for the Wayland idle signal's test (Debian 12's Sway 1.7
 #                                 and Weston 10 lack the protocol)
+#   chromium                      a real browser for the dashboard's tests (ui/, driven by
+#                                 playwright-core; browser downloads do not work on CI)
 # Never dbus-x11: it makes GLib autostart session buses that outlive the tests.
 APT_PACKAGES=(gnome-keyring libsecret-1-0 dbus-daemon dbus-bin keyutils pkg-config build-essential
-  mesa-vulkan-drivers libvulkan1 curl xvfb xauth xdotool util-linux kwin-wayland)
+  mesa-vulkan-drivers libvulkan1 curl xvfb xauth xdotool util-linux kwin-wayland chromium)
 
 missing_apt_packages() {
   local pkg
@@ -50,6 +52,20 @@ install_apt_packages() {
   # shellcheck disable=SC2086
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
     install -y -qq --no-install-recommends $missing >/dev/null
+}
+
+# Node and npm build and test the dashboard (ui/). Debian 12 ships Node 18.19, which every
+# package ui/package.json pins supports; a newer Node already on PATH is used as it is.
+install_node() {
+  command -v node >/dev/null && command -v npm >/dev/null && return 0
+  if ! command -v apt-get >/dev/null; then
+    log "node and npm not found: install Node.js 18 or newer (https://nodejs.org), then run this again"
+    exit 1
+  fi
+  # install_apt_packages reads APT_PACKAGES; a local one (bash scopes it dynamically)
+  # makes it install just these two.
+  local APT_PACKAGES=(nodejs npm)
+  install_apt_packages
 }
 
 install_rust_components() {
@@ -81,6 +97,7 @@ case "$(uname -s)" in
   Linux)
     if command -v apt-get >/dev/null; then
       install_apt_packages
+      install_node
     else
       log "not a Debian/Ubuntu system: install the equivalents of: ${APT_PACKAGES[*]}"
     fi

@@ -198,6 +198,14 @@ pub enum ConfigError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The file could not be written.
+    #[error("cannot write config {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The file was read but is not a valid config.
     #[error("config {path} is invalid:{}", list(.problems))]
     Invalid {
@@ -223,6 +231,40 @@ impl Config {
             path: path.to_owned(),
             problems,
         })
+    }
+
+    /// Checks this config and writes it to `path` (written whole, then renamed into
+    /// place, so a crash never leaves half a file). A config that would not load is
+    /// refused with every problem, and nothing is written. The file is rewritten
+    /// from the values: comments in it are not kept (`spare config example` documents
+    /// every key).
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        let body = toml::to_string(self).map_err(|e| ConfigError::Invalid {
+            path: path.to_owned(),
+            problems: vec![Problem {
+                key: None,
+                line: None,
+                message: e.to_string(),
+            }],
+        })?;
+        let text = format!(
+            "# Spare node configuration, written by Spare's settings.\n# Every key is \
+             documented in `spare config example`.\n\n{body}"
+        );
+        Config::parse(&text).map_err(|problems| ConfigError::Invalid {
+            path: path.to_owned(),
+            problems,
+        })?;
+        let write = |source| ConfigError::Write {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(write)?;
+        }
+        let partial = path.with_extension("toml.partial");
+        std::fs::write(&partial, text).map_err(write)?;
+        std::fs::rename(&partial, path).map_err(write)
     }
 
     /// Reads the config at `path`, or the defaults when `path` is the default location
@@ -528,6 +570,38 @@ mod tests {
         );
         let ok = Config::parse("[lending]\nschedule = [\"daily 01:00-06:30\"]\n").unwrap();
         assert_eq!(ok.lending.schedule.len(), 1);
+    }
+
+    #[test]
+    fn a_saved_config_loads_back_equal_and_a_bad_one_is_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spare/config.toml");
+        let mut config = Config::default();
+        config.lending.idle_minutes = 12;
+        config.lending.schedule = vec!["Mon-Fri 22:00-07:00".into()];
+        config.bandwidth.daily_quota_mb = 500;
+        config.relay.egress = EgressMode::Allowlist;
+        config.relay.allow = vec!["example.com:443".into()];
+        config.save(&path).unwrap();
+        assert_eq!(Config::load(&path).unwrap(), config);
+
+        let mut bad = config.clone();
+        bad.gpu.max_duty_cycle_percent = 0;
+        bad.lending.schedule = vec!["Funday".into()];
+        let Err(ConfigError::Invalid { problems, .. }) = bad.save(&path) else {
+            panic!("an invalid config was saved");
+        };
+        let keys: Vec<_> = problems.iter().filter_map(|p| p.key.clone()).collect();
+        assert!(
+            keys.contains(&"gpu.max_duty_cycle_percent".to_owned()),
+            "{keys:?}"
+        );
+        assert!(keys.contains(&"lending.schedule".to_owned()), "{keys:?}");
+        assert_eq!(
+            Config::load(&path).unwrap(),
+            config,
+            "the good file was touched"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod earnings;
 pub mod identity;
 pub mod job_service;
 pub mod jobs;
+pub mod ledger_view;
 pub mod lending;
 pub mod node;
 pub mod paths;

@@ -142,6 +142,26 @@ impl Machine {
         exclusive.or(library).map(|(_, name)| name)
     }
 
+    /// The names of the programs running now, sorted and without repeats: the
+    /// choices for the owner's exclusive-apps list.
+    pub fn running_programs(&mut self) -> Vec<String> {
+        let Some(system) = self.system.as_mut() else {
+            return Vec::new();
+        };
+        system.refresh_processes_specifics(
+            ProcessesToUpdate::All,
+            true,
+            ProcessRefreshKind::nothing().without_tasks(),
+        );
+        let names: std::collections::BTreeSet<String> = system
+            .processes()
+            .values()
+            .map(|p| p.name().to_string_lossy().into_owned())
+            .filter(|name| !name.is_empty())
+            .collect();
+        names.into_iter().collect()
+    }
+
     /// A full-screen focused window, where the OS tells (X11 only so far).
     fn find_full_screen(&mut self) -> Option<String> {
         #[cfg(target_os = "linux")]
@@ -366,6 +386,27 @@ fn read_drm_temperature(drm: &Path) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn running_programs_lists_this_test_process() {
+        let mut machine = Machine::new(Vec::new());
+        let names = machine.running_programs();
+        let me = std::env::current_exe().unwrap();
+        let me = me.file_name().unwrap().to_string_lossy();
+        // Linux cuts process names to 15 characters.
+        let short: String = me.chars().take(15).collect();
+        assert!(
+            names
+                .iter()
+                .any(|n| me.starts_with(n.as_str())
+                    && n.starts_with(&short[..short.len().min(n.len())])),
+            "{names:?}"
+        );
+        assert!(
+            names.windows(2).all(|w| w[0] < w[1]),
+            "not sorted and unique"
+        );
+    }
     use std::fs;
 
     #[test]

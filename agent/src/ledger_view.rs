@@ -1,0 +1,115 @@
+//! The ledger as the owner sees it: entries page by page, each with its receipt and
+//! signature in hex so they can be checked by anyone, as plain serializable values for
+//! the tray app's Ledger screen.
+
+use ledger::{Entry, Ledger};
+use serde::Serialize;
+
+/// The most entries one page holds.
+pub const MAX_PAGE: u32 = 1_000;
+
+/// One ledger entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EntryView {
+    /// Position in the chain, from 1.
+    pub seq: u64,
+    /// When the receipt was issued, Unix milliseconds.
+    pub time_ms: i64,
+    /// `gpu_job`, `relay_session`, `adjustment` or `payout`.
+    pub kind: String,
+    /// The network (`demo` work is never earnings).
+    pub network: String,
+    /// Who signed the receipt, hex.
+    pub counterparty: String,
+    /// Workgroups for a GPU job, bytes for a relay session.
+    pub units: u64,
+    /// Micro-credits.
+    pub amount_micro: i64,
+    /// The receipt's reference (the order or the session), hex.
+    pub reference: String,
+    /// The receipt's canonical bytes, hex: what was signed.
+    pub receipt_hex: String,
+    /// The counterparty's ed25519 signature, hex.
+    pub signature_hex: String,
+    /// This entry's link in the hash chain, hex.
+    pub hash_hex: String,
+}
+
+impl From<&Entry> for EntryView {
+    fn from(e: &Entry) -> Self {
+        let r = &e.receipt;
+        Self {
+            seq: e.seq,
+            time_ms: r.issued_at_ms,
+            kind: r.kind.as_str().to_owned(),
+            network: r.network.as_str().to_owned(),
+            counterparty: r.counterparty.to_string(),
+            units: r.units,
+            amount_micro: r.amount.0,
+            reference: ledger::hex(&r.reference),
+            receipt_hex: ledger::hex(&e.signed.bytes),
+            signature_hex: ledger::hex(&e.signed.signature),
+            hash_hex: ledger::hex(&e.hash),
+        }
+    }
+}
+
+/// Up to `limit` entries after `after_seq` (0: from the start), oldest first;
+/// `limit` is capped at [`MAX_PAGE`].
+pub fn page(ledger: &Ledger, after_seq: u64, limit: u32) -> Result<Vec<EntryView>, ledger::Error> {
+    Ok(ledger
+        .entries(after_seq, limit.min(MAX_PAGE))?
+        .iter()
+        .map(EntryView::from)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+    use ledger::{EntryKind, MicroCredits, Network, PartyId, Receipt};
+
+    #[test]
+    fn pages_show_every_entry_with_its_signed_receipt() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(dir.path().join("l.sqlite3")).unwrap();
+        let node = SigningKey::from_bytes(&[1; 32]);
+        let client = SigningKey::from_bytes(&[2; 32]);
+        let receipts: Vec<_> = (0..5u8)
+            .map(|i| {
+                Receipt {
+                    kind: EntryKind::GpuJob,
+                    network: Network::new("spare").unwrap(),
+                    payee: PartyId::of(&node),
+                    counterparty: PartyId::of(&client),
+                    units: 100 + u64::from(i),
+                    amount: MicroCredits(10 * i64::from(i) + 1),
+                    issued_at_ms: 1_800_000_000_000 + i64::from(i),
+                    reference: [i + 1; 32],
+                }
+                .sign(&client)
+                .unwrap()
+                .verify()
+                .unwrap()
+            })
+            .collect();
+        ledger.append_batch(&receipts).unwrap();
+        let first = page(&ledger, 0, 3).unwrap();
+        assert_eq!(first.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        let rest = page(&ledger, 3, 100).unwrap();
+        assert_eq!(rest.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
+        let e = &rest[1];
+        assert_eq!(
+            (e.kind.as_str(), e.units, e.amount_micro),
+            ("gpu_job", 104, 41)
+        );
+        assert_eq!(e.counterparty, PartyId::of(&client).to_string());
+        // The hex is the receipt exactly as signed: anyone can check it.
+        let signed = ledger::SignedReceipt {
+            bytes: ledger::unhex(&e.receipt_hex).unwrap(),
+            signature: ledger::unhex(&e.signature_hex).unwrap().try_into().unwrap(),
+        };
+        assert_eq!(signed.verify().unwrap().receipt().units, 104);
+    }
+}

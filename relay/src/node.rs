@@ -329,6 +329,18 @@ impl Drop for ClientSlot {
     }
 }
 
+/// Answers a client's `Hello` with `not_offered` and why, and waits (briefly) for the
+/// client to have it before the connection goes away.
+async fn refuse_session(control_send: &mut quinn::SendStream, message: String) {
+    let refusal = Frame::Status {
+        status: Status::NotOffered,
+        message,
+    };
+    let _ = io::write_frame(control_send, &refusal).await;
+    let _ = control_send.finish();
+    let _ = tokio::time::timeout(Duration::from_secs(2), control_send.stopped()).await;
+}
+
 async fn serve_connection(shared: Arc<Shared>, incoming: quinn::Incoming) {
     shared.clients.fetch_add(1, Ordering::SeqCst);
     let _slot = ClientSlot(shared.clone());
@@ -369,17 +381,7 @@ async fn serve_connection(shared: Arc<Shared>, incoming: quinn::Incoming) {
         Ok(Frame::Hello { version }) if version == VERSION => {}
         Ok(Frame::Hello { version }) => {
             let message = format!("this node speaks relay protocol {VERSION}, not {version}");
-            let _ = io::write_frame(
-                &mut control_send,
-                &Frame::Status {
-                    status: Status::NotOffered,
-                    message,
-                },
-            )
-            .await;
-            let _ = control_send.finish();
-            // Wait for the client to have it before the connection goes away.
-            let _ = tokio::time::timeout(Duration::from_secs(2), control_send.stopped()).await;
+            refuse_session(&mut control_send, message).await;
             return;
         }
         _ => {
@@ -390,16 +392,7 @@ async fn serve_connection(shared: Arc<Shared>, incoming: quinn::Incoming) {
     let stopped = shared.stopped.borrow().clone();
     if let Some(reason) = stopped {
         let message = format!("this node is not lending bandwidth now: {reason}");
-        let _ = io::write_frame(
-            &mut control_send,
-            &Frame::Status {
-                status: Status::NotOffered,
-                message,
-            },
-        )
-        .await;
-        let _ = control_send.finish();
-        let _ = tokio::time::timeout(Duration::from_secs(2), control_send.stopped()).await;
+        refuse_session(&mut control_send, message).await;
         return;
     }
     // When lending stops, the connection is closed with the reason.

@@ -54,7 +54,8 @@ function lowContrast(page) {
   });
 }
 
-describe("dashboard", () => {
+// A run takes about 25 s; the limit only stops a stuck browser from hanging `make test`.
+describe("dashboard", { timeout: 300_000 }, () => {
   before(async () => {
     mkdirSync(SCREENSHOTS, { recursive: true });
     server = await serve(E2E_DIST);

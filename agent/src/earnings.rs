@@ -68,8 +68,8 @@ pub struct PeriodRow {
 pub struct DemoSummary {
     /// GPU jobs run for the demo requester.
     pub gpu_jobs: u64,
-    /// GPU time given, in milliseconds.
-    pub gpu_ms: u64,
+    /// Workgroups run for them (the unit GPU jobs are paid by).
+    pub gpu_workgroups: u64,
     /// Relay sessions served for the demo client.
     pub relay_sessions: u64,
     /// Bytes relayed.
@@ -148,7 +148,7 @@ fn split_rows(rows: &[EarningsRow]) -> (Vec<PeriodRow>, Split, DemoSummary) {
             match r.kind {
                 EntryKind::GpuJob => {
                     demo.gpu_jobs += r.entries;
-                    demo.gpu_ms += r.units;
+                    demo.gpu_workgroups += r.units;
                 }
                 EntryKind::RelaySession => {
                     demo.relay_sessions += r.entries;
@@ -254,10 +254,10 @@ pub fn render_text(report: &Report) -> String {
     if *d != DemoSummary::default() {
         let _ = writeln!(
             out,
-            "Demo work in range (not earnings): {} GPU jobs ({} GPU-ms), {} relay sessions \
+            "Demo work in range (not earnings): {} GPU jobs ({} workgroups), {} relay sessions \
              ({} bytes), {} demo credits",
             d.gpu_jobs,
-            d.gpu_ms,
+            d.gpu_workgroups,
             d.relay_sessions,
             d.relay_bytes,
             c(d.demo_credits_micro)

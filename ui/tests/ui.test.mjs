@@ -224,7 +224,7 @@ describe("dashboard", { timeout: 300_000 }, () => {
     const report = await page.evaluate(() => window.spareMock.fixtures.reportFixture("week", false));
     const demo = page.getByTestId("demo-apart");
     assert.equal(await page.getByTestId("demo-credits").innerText(), "2.45 credits");
-    assert.match(await demo.innerText(), /37 \(1 min of GPU time\)/);
+    assert.match(await demo.innerText(), /37 \(81,250 workgroups\)/);
     assert.match(await demo.innerText(), /12 \(734 MB relayed\)/);
     const earned = BigInt(report.in_range_earned_micro);
     const credits = `${earned / 1_000_000n}.${(earned % 1_000_000n).toString().padStart(6, "0").replace(/0+$/, "")} credits`;

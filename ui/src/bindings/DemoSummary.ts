@@ -5,7 +5,7 @@
 /** Demo work: real receipts from the built-in demo, worth nothing. */
 export type DemoSummary = {
   gpu_jobs: number;
-  gpu_ms: number;
+  gpu_workgroups: number;
   relay_sessions: number;
   relay_bytes: number;
   demo_credits_micro: number;

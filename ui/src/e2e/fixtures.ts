@@ -173,7 +173,7 @@ export function reportFixture(period: Period, withGpuMs: boolean): Report {
     in_range_earned_micro: earned(in_range),
     demo_in_range: {
       gpu_jobs: 37,
-      gpu_ms: 81_250,
+      gpu_workgroups: 81_250,
       relay_sessions: 12,
       relay_bytes: 734_003_200,
       demo_credits_micro: 2_450_000,

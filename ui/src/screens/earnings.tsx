@@ -145,7 +145,7 @@ function DemoApart({ demo }: { demo: DemoSummary }) {
             <div>
               <dt>GPU jobs</dt>
               <dd>
-                {demo.gpu_jobs} ({formatDuration(demo.gpu_ms)} of GPU time)
+                {demo.gpu_jobs} ({demo.gpu_workgroups.toLocaleString("en")} workgroups)
               </dd>
             </div>
             <div>

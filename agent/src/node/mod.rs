@@ -34,7 +34,7 @@ use relay::node::{NodeConfig, RelayNode};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
-use crate::config::Config;
+use crate::config::{Config, EgressMode};
 use crate::job_service::{self, OrderTerms, RateCard};
 use crate::lending::{Decision, LendingPolicy, Limits, PauseUntil, Resource, Sample};
 use crate::signals::{self, InputIdle, Machine, MachineReading, Schedule};
@@ -190,11 +190,34 @@ impl std::str::FromStr for Target {
     }
 }
 
+/// What a resource is doing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Lent now.
+    Lending,
+    /// Not now; starts by itself when the reason passes.
+    #[default]
+    Waiting,
+    /// Stopped until its cause changes.
+    Paused,
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            State::Lending => "lending",
+            State::Waiting => "waiting",
+            State::Paused => "paused",
+        })
+    }
+}
+
 /// One resource's state, as `spare status --json` reports it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResourceState {
     /// `lending`, `waiting` or `paused`.
-    pub state: String,
+    pub state: State,
     /// Why not lending, in plain words (`null` while lending).
     pub reason: Option<String>,
     /// The owner's pause: until when, for people (`"18:00"`, `"you resume"`).
@@ -204,12 +227,12 @@ pub struct ResourceState {
 impl ResourceState {
     fn of(decision: &Decision, pause: Option<&PauseUntil>) -> Self {
         let (state, reason) = match decision {
-            Decision::Lending => ("lending", None),
-            Decision::Waiting { reason } => ("waiting", Some(reason.clone())),
-            Decision::Paused { reason } => ("paused", Some(reason.clone())),
+            Decision::Lending => (State::Lending, None),
+            Decision::Waiting { reason } => (State::Waiting, Some(reason.clone())),
+            Decision::Paused { reason } => (State::Paused, Some(reason.clone())),
         };
         Self {
-            state: state.into(),
+            state,
             reason,
             paused_by_you_until: pause.map(|p| match p {
                 PauseUntil::Time(_, label) => label.clone(),
@@ -268,7 +291,7 @@ pub struct BandwidthStatus {
     /// Share of the tighter quota used, in percent (`null`: no quota).
     pub quota_percent: Option<u32>,
     /// `off`, `allowlist` or `open`.
-    pub egress: String,
+    pub egress: EgressMode,
     /// Price asked, micro-credits per GiB.
     pub price_per_gib: u64,
     /// Earned today (local time), micro-credits; demo work excluded.
@@ -365,7 +388,7 @@ struct Summary {
     demo: bool,
     ticket: String,
     listening: String,
-    egress: String,
+    egress: EgressMode,
     price_per_gib: u64,
     price_per_million_workgroups: u64,
 }
@@ -585,7 +608,7 @@ impl Node {
                 demo: options.demo,
                 ticket: ticket.to_string(),
                 listening: listening.to_string(),
-                egress: format!("{:?}", config.relay.egress).to_lowercase(),
+                egress: config.relay.egress,
                 price_per_gib,
                 price_per_million_workgroups: config.gpu.price_per_million_workgroups,
             },
@@ -737,7 +760,7 @@ impl NodeHandle {
                 relayed_up_bytes: up,
                 relayed_down_bytes: down,
                 quota_percent: inner.relay.quota_percent(),
-                egress: s.egress.clone(),
+                egress: s.egress,
                 price_per_gib: s.price_per_gib,
                 earned_today_micro: earnings.bandwidth,
                 demo_today_micro: earnings.demo_bandwidth,

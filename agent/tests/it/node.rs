@@ -336,7 +336,7 @@ mod x11 {
         xvfb.move_pointer(200, 200);
         let yielded = wait_until(Duration::from_secs(5), "the GPU to yield", || {
             let s = handle.status();
-            s.gpu.yielded && s.gpu.state.state == "waiting"
+            s.gpu.yielded && s.gpu.state.state == agent::node::State::Waiting
         })
         .await;
         let s = handle.status();

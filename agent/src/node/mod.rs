@@ -378,6 +378,8 @@ struct Inner {
     changes: watch::Sender<u64>,
     ledger_path: PathBuf,
     quota_file: PathBuf,
+    /// Asks the ledger writer to answer once it has written everything sent so far.
+    flush: mpsc::UnboundedSender<std_mpsc::Sender<()>>,
     _lock: File,
 }
 
@@ -527,11 +529,14 @@ impl Node {
         // The ledger writer: finished job orders and relay sessions.
         let (finished_tx, mut finished) = mpsc::unbounded_channel::<ledger::VerifiedReceipt>();
         let (sessions_tx, mut sessions) = mpsc::unbounded_channel();
+        // Flush requests are answered once everything sent before them is written.
+        let (flush_tx, mut flushes) = mpsc::unbounded_channel::<std_mpsc::Sender<()>>();
         let writer_ledger = ledger_path.clone();
         let writer_checkpoints = checkpoints.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
+                    biased;
                     Some(order) = finished.recv() => {
                         match Ledger::open(&writer_ledger).and_then(|mut l| l.append(&order)) {
                             Ok(_) => tracing_line(&format!(
@@ -544,6 +549,9 @@ impl Node {
                     }
                     Some(record) = sessions.recv() => {
                         crate::relaying::record_session(&writer_checkpoints, &writer_ledger, record);
+                    }
+                    Some(done) = flushes.recv() => {
+                        let _ = done.send(());
                     }
                     else => return,
                 }
@@ -619,6 +627,7 @@ impl Node {
             changes,
             ledger_path,
             quota_file: quota_file.clone(),
+            flush: flush_tx,
             _lock: lock,
         });
 
@@ -700,6 +709,16 @@ impl Node {
             .set_stopped(Some("the node is stopping".into()));
         if let Some(thread) = self.policy_thread.take() {
             let _ = thread.join();
+        }
+        // Relay sessions end with a last promise: wait for them to close and for the
+        // ledger writer to record it (bounded: stopping must not hang).
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while self.inner.relay.clients() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let (done, flushed) = std_mpsc::channel();
+        if self.inner.flush.send(done).is_ok() {
+            let _ = flushed.recv_timeout(deadline.saturating_duration_since(Instant::now()));
         }
         if let Some(used) = self.inner.relay.quota_used() {
             save_quota(&self.inner.quota_file, used);

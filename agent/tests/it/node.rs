@@ -415,3 +415,67 @@ async fn the_bandwidth_quota_use_survives_a_restart() {
     let node = start(&data).await.unwrap();
     assert_eq!(node.handle().status().bandwidth.quota_percent, Some(0));
 }
+
+#[test]
+fn stopping_the_node_records_running_relay_sessions_with_their_last_promise() {
+    use relay::client::RelayClient;
+
+    // Like `spare daemon`: the runtime ends right after the node stops, so whatever the
+    // node has not recorded by then is lost.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let (node, clients) = runtime.block_on(async {
+        let mut options = options(&data);
+        options.config.relay.price_per_gib = 1_000_000;
+        let node = Node::start(options).await.unwrap();
+        let ticket = ticket(&node.handle());
+        let (listener_key, dialer_key) = (key(7), key(8));
+        let listener =
+            std::sync::Arc::new(RelayClient::connect(&ticket, &listener_key).await.unwrap());
+        listener.listen().await.unwrap();
+        let sink = listener.clone();
+        let received = tokio::spawn(async move {
+            let (_, _send, mut recv) = sink.accept_peer().await.unwrap();
+            let mut total = 0usize;
+            let mut buf = vec![0u8; 1 << 16];
+            while total < 40 << 20 {
+                match recv.read(&mut buf).await {
+                    Ok(Some(n)) => total += n,
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            total
+        });
+        let dialer = RelayClient::connect(&ticket, &dialer_key).await.unwrap();
+        let peer =
+            relay::ticket::NodeId::from_bytes(listener_key.verifying_key().to_bytes()).unwrap();
+        let (mut send, _recv) = dialer.dial(peer).await.unwrap();
+        let chunk = vec![7u8; 1 << 20];
+        for _ in 0..40 {
+            send.write_all(&chunk).await.unwrap();
+        }
+        assert_eq!(received.await.unwrap(), 40 << 20);
+        // Usage is reported every 16 MiB at the default margin; let the promise land.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        (node, (listener, dialer, send))
+    });
+    // The sessions are still open when the node stops: their promises must be kept.
+    runtime.block_on(async { tokio::task::block_in_place(|| drop(node)) });
+    drop(clients);
+    drop(runtime);
+    let ledger = ledger::Ledger::open_existing(data.path().join("node/ledger.sqlite3")).unwrap();
+    let entries = ledger.entries(0, 10).unwrap();
+    let relayed: u64 = entries
+        .iter()
+        .filter(|e| e.receipt.kind == EntryKind::RelaySession)
+        .map(|e| e.receipt.units)
+        .sum();
+    assert!(
+        relayed >= 32 << 20,
+        "only {relayed} bytes recorded: {entries:?}"
+    );
+}

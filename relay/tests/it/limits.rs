@@ -111,7 +111,15 @@ async fn lagging_promises_pause_the_client_until_they_catch_up() {
         .unwrap();
     writer.await.unwrap();
     assert_eq!(echoed, BYTES);
-    assert_eq!(client.notice(), None);
+    // The last bytes may have run past the margin again; the client's promise for them
+    // resumes it.
+    let resumed = tokio::time::timeout(Duration::from_secs(5), async {
+        while client.notice().is_some() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(resumed.is_ok(), "still paused: {:?}", client.notice());
     // Long enough for a checkpoint of the running session.
     tokio::time::sleep(Duration::from_millis(500)).await;
     drop(client);

@@ -17,7 +17,6 @@
 //! Frames: a 4-byte big-endian length, then that many bytes of JSON (at most
 //! [`MAX_HEADER`]). Every length is checked before anything is allocated.
 
-use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use compute::admission::{self, Caps};
@@ -314,7 +313,8 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// The requester signs an order for `job` on `node` at `amount` micro-credits.
+/// The requester signs an order for `job` on `node` at `amount` micro-credits, valid
+/// from now for `lifetime`.
 pub fn sign_order(
     key: &SigningKey,
     node: PartyId,
@@ -325,6 +325,19 @@ pub fn sign_order(
 ) -> Result<OrderWire, ledger::ReceiptError> {
     let issued = now_ms();
     let expires_at_ms = issued.saturating_add(lifetime.as_millis() as u64);
+    sign_order_at(key, node, network, job, amount, issued, expires_at_ms)
+}
+
+/// The same with the issue and expiry times given, in Unix milliseconds.
+pub fn sign_order_at(
+    key: &SigningKey,
+    node: PartyId,
+    network: Network,
+    job: &Job,
+    amount: u64,
+    issued_at_ms: u64,
+    expires_at_ms: u64,
+) -> Result<OrderWire, ledger::ReceiptError> {
     let signed = Receipt {
         kind: EntryKind::GpuJob,
         network,
@@ -332,7 +345,7 @@ pub fn sign_order(
         counterparty: PartyId::of(key),
         units: job.total_workgroups(),
         amount: MicroCredits(i64::try_from(amount).unwrap_or(i64::MAX)),
-        issued_at_ms: i64::try_from(issued).unwrap_or(i64::MAX),
+        issued_at_ms: i64::try_from(issued_at_ms).unwrap_or(i64::MAX),
         reference: order_reference(&job.digest(), expires_at_ms),
     }
     .sign(key)?;
@@ -652,9 +665,4 @@ pub async fn submit(
     };
     conn.close(0u32.into(), b"done");
     result
-}
-
-/// Reads a manifest for submission: the same loader `run-local` uses.
-pub fn load_job(path: &Path) -> anyhow::Result<Job> {
-    Ok(compute::manifest::load(path)?)
 }

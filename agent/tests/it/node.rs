@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use agent::config::Config;
-use agent::job_service::{self, Code, JobWire, OrderWire, Reply, Request, order_reference};
+use agent::job_service::{self, Code, JobWire, OrderWire, Reply, Request};
 use agent::node::{Node, NodeHandle, NodeOptions};
 use compute::manifest::Job;
 use compute::supervisor::RunnerConfig;
 use ed25519_dalek::SigningKey;
-use ledger::{EntryKind, MicroCredits, Network, PartyId, Receipt};
+use ledger::{EntryKind, Network, PartyId};
 use relay::ticket::Ticket;
 
 fn key(seed: u8) -> SigningKey {
@@ -46,23 +46,16 @@ fn order(
     issued_at_ms: u64,
     expires_at_ms: u64,
 ) -> OrderWire {
-    let signed = Receipt {
-        kind: EntryKind::GpuJob,
-        network: Network::new(network).unwrap(),
+    job_service::sign_order_at(
+        requester,
         payee,
-        counterparty: PartyId::of(requester),
-        units: job.total_workgroups(),
-        amount: MicroCredits(amount),
-        issued_at_ms: issued_at_ms as i64,
-        reference: order_reference(&job.digest(), expires_at_ms),
-    }
-    .sign(requester)
-    .unwrap();
-    OrderWire {
-        receipt: ledger::hex(&signed.bytes),
-        signature: ledger::hex(&signed.signature),
+        Network::new(network).unwrap(),
+        job,
+        amount as u64,
+        issued_at_ms,
         expires_at_ms,
-    }
+    )
+    .unwrap()
 }
 
 fn wire(job: &Job) -> JobWire {

@@ -10,18 +10,24 @@ use compute::supervisor::{JobError, Supervisor};
 use crate::support::*;
 
 /// One workgroup that keeps lavapipe busy for far longer than the test's ceiling
-/// (each invocation stays under lavapipe's 65,535-iteration loop limit).
+/// (each invocation stays under lavapipe's 65,535-iteration loop limit, so the work is
+/// made long by what each iteration does). One workgroup takes about 80 ms here, four
+/// times the 20 ms watchdog: an idle machine must not finish a slice in time.
 fn slow_job() -> manifest::Job {
     let src = r#"
 @group(0) @binding(0) var<storage, read_write> out: array<u32>;
+
+fn mix(x: u32, i: u32) -> u32 {
+    var h = (x ^ (x >> 13u)) * 0x5bd1e995u + i;
+    h = (h ^ (h >> 11u)) * 0x27d4eb2du;
+    return (h ^ (h >> 7u)) * 0x165667b1u;
+}
 
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) li: u32) {
     var h = li;
     for (var i = 0u; i < 60000u; i = i + 1u) {
-        h = (h ^ (h >> 13u)) * 0x5bd1e995u + i;
-        h = (h ^ (h >> 11u)) * 0x27d4eb2du;
-        h = (h ^ (h >> 7u)) * 0x165667b1u;
+        h = mix(mix(mix(mix(h, i), i), i), i);
     }
     out[li] = h;
 }

@@ -1,32 +1,45 @@
 # The two commands a newcomer needs (see README.md):
-#   make run    set up this machine, build Spare and run the node in demo mode
+#   make run    set up this machine, build Spare and open the tray app in demo mode
 #   make test   set up this machine and run every check and test
 # Both call installers/dev-setup.sh first, which installs only what is missing.
 
 CARGO ?= cargo
 SETUP := installers/dev-setup.sh
 
-.PHONY: run test bench setup lint
+.PHONY: run test bench setup lint ui
 
 setup:
 	@$(SETUP)
 
-run: setup
-	$(CARGO) build --release --locked -p agent
-	./target/release/spare daemon --demo
+# The tray app in demo mode; on a machine with no display (a server, CI), the same node
+# as a daemon in demo mode.
+run: setup ui
+	$(CARGO) build --release --locked -p spare-app -p agent
+	@if [ "$$(uname -s)" = Linux ] && [ -z "$${DISPLAY:-}$${WAYLAND_DISPLAY:-}" ]; then \
+		echo "no display: running the node as a daemon in demo mode (spare daemon --demo)"; \
+		./target/release/spare daemon --demo; \
+	else \
+		./target/release/spare-app --demo; \
+	fi
 
 # Benchmarks run first at a small size (so they cannot rot), then every test; both inside
 # a private D-Bus session with an unlocked GNOME Keyring and a private XDG_RUNTIME_DIR.
-test: setup lint
+test: setup ui lint
 	installers/with-keyring.sh $(CARGO) test --workspace --locked --bench '*'
 	installers/with-keyring.sh $(CARGO) test --workspace --lib --bins --tests --locked
-	npm --prefix ui ci --no-audit --no-fund
 	npm --prefix ui test
+	$(CARGO) build --locked -p spare-app -p agent
+	installers/with-keyring.sh node --test src-tauri/tests/e2e/
+
+# The dashboard's build (ui/dist), which the tray app embeds when it compiles.
+ui:
+	npm --prefix ui ci --no-audit --no-fund
+	npm --prefix ui run build
 
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) deny --log-level error check bans licenses sources
 
-bench: setup
-	installers/with-keyring.sh $(CARGO) bench --locked -p ledger -p compute -p relay -p agent
+bench: setup ui
+	installers/with-keyring.sh $(CARGO) bench --locked -p ledger -p compute -p relay -p agent -p spare-app

@@ -25,9 +25,18 @@ log() { printf 'dev-setup: %s\n' "$*" >&2; }
 #                                 and Weston 10 lack the protocol)
 #   chromium                      a real browser for the dashboard's tests (ui/, driven by
 #                                 playwright-core; browser downloads do not work on CI)
+#   libwebkit2gtk-4.1-dev, libayatana-appindicator3-dev, librsvg2-dev, libxdo-dev
+#                                 what the tray app (src-tauri/, Tauri v2) builds against
+#   webkit2gtk-driver             WebKitWebDriver: the real app's end-to-end tests drive its
+#                                 window through tauri-driver
+#   trayer                        an X11 system tray on the test display, so the tray menu
+#                                 is clicked for real
+#   imagemagick                   `import`: screenshots of the tray menu
 # Never dbus-x11: it makes GLib autostart session buses that outlive the tests.
 APT_PACKAGES=(gnome-keyring libsecret-1-0 dbus-daemon dbus-bin keyutils pkg-config build-essential
-  mesa-vulkan-drivers libvulkan1 curl xvfb xauth xdotool util-linux kwin-wayland chromium)
+  mesa-vulkan-drivers libvulkan1 curl xvfb xauth xdotool util-linux kwin-wayland chromium
+  libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev
+  webkit2gtk-driver trayer imagemagick)
 
 missing_apt_packages() {
   local pkg
@@ -90,6 +99,12 @@ install_cargo_tools() {
   if ! command -v cargo-deny >/dev/null; then
     log "installing cargo-deny (one-time build, a few minutes)"
     cargo install --locked --quiet cargo-deny@0.20.2
+  fi
+  # tauri-driver: the WebDriver server the real app's end-to-end tests talk to (Linux and
+  # Windows; macOS has no WebDriver for WKWebView).
+  if [ "$(uname -s)" != Darwin ] && ! command -v tauri-driver >/dev/null; then
+    log "installing tauri-driver (one-time build, about a minute)"
+    cargo install --locked --quiet tauri-driver@2.0.6
   fi
 }
 

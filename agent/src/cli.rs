@@ -5,7 +5,6 @@
 //! (`ledger verify`, `config check`), 2 for a usage error.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -700,9 +699,9 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
 }
 
 fn ledger_path(db: Option<&Path>, config: &Config) -> anyhow::Result<PathBuf> {
-    match db.or(config.node.ledger.as_deref()) {
+    match db {
         Some(path) => Ok(path.to_owned()),
-        None => paths::ledger_file(),
+        None => paths::ledger_file_of(config),
     }
 }
 
@@ -721,30 +720,11 @@ fn open_ledger(db: Option<&Path>, config: &Config) -> anyhow::Result<Option<Ledg
     Ok(Some(Ledger::open_existing(&path)?))
 }
 
-/// Writes the CSV next to its destination and renames it into place, so a failed
-/// export never leaves a truncated file that looks complete.
+/// Writes the ledger as CSV to `dest`, or to standard output for `-`.
 fn export(ledger: &Ledger, dest: &Path) -> anyhow::Result<u64> {
     if dest == Path::new("-") {
         let stdout = std::io::stdout().lock();
         return Ok(ledger.export_csv(stdout)?);
     }
-    let file_name = dest
-        .file_name()
-        .with_context(|| format!("{} is not a file path", dest.display()))?;
-    let mut partial_name = std::ffi::OsString::from(".");
-    partial_name.push(file_name);
-    partial_name.push(".partial");
-    let partial = dest.with_file_name(partial_name);
-    let file = std::fs::File::create(&partial)
-        .with_context(|| format!("creating {}", partial.display()))?;
-    let mut writer = std::io::BufWriter::new(file);
-    let count = ledger.export_csv(&mut writer)?;
-    writer.flush()?;
-    let file = writer.into_inner().context("flushing the export")?;
-    file.sync_all()?;
-    if let Err(e) = std::fs::rename(&partial, dest) {
-        let _ = std::fs::remove_file(&partial);
-        bail!("moving the export to {}: {e}", dest.display());
-    }
-    Ok(count)
+    crate::ledger_view::export_csv_file(ledger, dest)
 }

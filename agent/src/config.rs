@@ -10,12 +10,13 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 /// The documented example config, every key at its default.
 pub const EXAMPLE: &str = include_str!("../config.example.toml");
 
 /// The whole configuration.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Where the node keeps its files.
@@ -31,7 +32,7 @@ pub struct Config {
 }
 
 /// Where the relay node may send its clients' traffic.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "lowercase")]
 pub enum EgressMode {
     /// Peer relay only: clients reach each other; the node dials nothing itself.
@@ -44,7 +45,7 @@ pub enum EgressMode {
 }
 
 /// `[relay]`: the relay node.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(deny_unknown_fields, default)]
 pub struct RelayConfig {
     /// The UDP port the node listens on.
@@ -72,7 +73,7 @@ impl Default for RelayConfig {
 }
 
 /// `[node]`: where the node keeps its files.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeConfig {
     /// The ledger file; `None` means the platform data directory.
@@ -82,7 +83,7 @@ pub struct NodeConfig {
 }
 
 /// `[lending]`: when lending starts.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(deny_unknown_fields, default)]
 pub struct LendingConfig {
     /// Minutes without keyboard or mouse input before lending starts.
@@ -105,7 +106,7 @@ impl Default for LendingConfig {
 }
 
 /// `[gpu]`: GPU lending limits.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(deny_unknown_fields, default)]
 pub struct GpuConfig {
     /// Lend the GPU at all.
@@ -133,7 +134,7 @@ impl Default for GpuConfig {
 }
 
 /// `[bandwidth]`: bandwidth lending limits.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(deny_unknown_fields, default)]
 pub struct BandwidthConfig {
     /// Lend bandwidth at all.
@@ -165,7 +166,7 @@ impl Default for BandwidthConfig {
 }
 
 /// One thing wrong with a config file.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
 pub struct Problem {
     /// The key, as `section.key`, when known.
     pub key: Option<String>,

@@ -12,7 +12,7 @@ use crate::identity::{self, KeyStore};
 use crate::node::{ResourceState, Status, control};
 
 /// One check.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Check {
     /// What was checked, e.g. `keyring`.
     pub name: &'static str,

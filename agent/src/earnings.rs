@@ -9,7 +9,7 @@ use ledger::{EarningsRow, EntryKind, Ledger, MicroCredits, Period, Total};
 use serde::Serialize;
 
 /// Credits split by where they came from. Amounts in micro-credits.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Split {
     /// From GPU jobs.
     pub gpu_micro: i64,
@@ -48,7 +48,7 @@ impl Split {
 }
 
 /// One period of earnings on one network.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct PeriodRow {
     /// First day of the period.
     pub start: NaiveDate,
@@ -64,7 +64,7 @@ pub struct PeriodRow {
 }
 
 /// Demo work, kept apart: real receipts from the built-in demo, worth nothing.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct DemoSummary {
     /// GPU jobs run for the demo requester.
     pub gpu_jobs: u64,
@@ -79,12 +79,12 @@ pub struct DemoSummary {
 }
 
 /// An earnings report.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Report {
     /// The ledger file read.
     pub ledger: String,
     /// `day`, `week` or `month`.
-    pub period: &'static str,
+    pub period: Period,
     /// The first local date included, if limited.
     pub since: Option<NaiveDate>,
     /// The time zone the days are counted in, as `+HH:MM`.
@@ -126,7 +126,7 @@ pub fn report(
     let all_time = totals_split(&ledger.totals()?);
     Ok(Report {
         ledger: ledger.path().display().to_string(),
-        period: period_name(period),
+        period,
         since,
         utc_offset: offset.to_string(),
         in_range_earned_micro: in_range.earned().0,
@@ -201,7 +201,9 @@ pub fn render_text(report: &Report) -> String {
     let _ = writeln!(
         out,
         "Earnings by {}{since} (local dates, UTC{}), in credits — ledger {}",
-        report.period, report.utc_offset, report.ledger
+        period_name(report.period),
+        report.utc_offset,
+        report.ledger
     );
     if report.rows.is_empty() {
         let _ = writeln!(out, "\nNothing earned in this range yet.");
@@ -209,7 +211,7 @@ pub fn render_text(report: &Report) -> String {
         let _ = writeln!(
             out,
             "\n{:<12} {:<16} {:>8} {:>14} {:>14} {:>14} {:>14} {:>14}",
-            report.period,
+            period_name(report.period),
             "network",
             "entries",
             "gpu",

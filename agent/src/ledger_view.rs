@@ -2,21 +2,26 @@
 //! signature in hex so they can be checked by anyone, as plain serializable values for
 //! the tray app's Ledger screen.
 
-use ledger::{Entry, Ledger};
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+use ledger::{Entry, EntryKind, Ledger};
 use serde::Serialize;
 
 /// The most entries one page holds.
 pub const MAX_PAGE: u32 = 1_000;
 
 /// One ledger entry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[ts(rename = "Entry")]
 pub struct EntryView {
     /// Position in the chain, from 1.
     pub seq: u64,
     /// When the receipt was issued, Unix milliseconds.
     pub time_ms: i64,
     /// `gpu_job`, `relay_session`, `adjustment` or `payout`.
-    pub kind: String,
+    pub kind: EntryKind,
     /// The network (`demo` work is never earnings).
     pub network: String,
     /// Who signed the receipt, hex.
@@ -41,7 +46,7 @@ impl From<&Entry> for EntryView {
         Self {
             seq: e.seq,
             time_ms: r.issued_at_ms,
-            kind: r.kind.as_str().to_owned(),
+            kind: r.kind,
             network: r.network.as_str().to_owned(),
             counterparty: r.counterparty.to_string(),
             units: r.units,
@@ -62,6 +67,31 @@ pub fn page(ledger: &Ledger, after_seq: u64, limit: u32) -> Result<Vec<EntryView
         .iter()
         .map(EntryView::from)
         .collect())
+}
+
+/// Writes the whole ledger as CSV to `dest` and returns the number of entries. The CSV
+/// is written next to its destination and renamed into place, so a failed export never
+/// leaves a truncated file that looks complete.
+pub fn export_csv_file(ledger: &Ledger, dest: &Path) -> anyhow::Result<u64> {
+    let file_name = dest
+        .file_name()
+        .with_context(|| format!("{} is not a file path", dest.display()))?;
+    let mut partial_name = std::ffi::OsString::from(".");
+    partial_name.push(file_name);
+    partial_name.push(".partial");
+    let partial = dest.with_file_name(partial_name);
+    let file = std::fs::File::create(&partial)
+        .with_context(|| format!("creating {}", partial.display()))?;
+    let mut writer = std::io::BufWriter::new(file);
+    let count = ledger.export_csv(&mut writer)?;
+    writer.flush()?;
+    let file = writer.into_inner().context("flushing the export")?;
+    file.sync_all()?;
+    if let Err(e) = std::fs::rename(&partial, dest) {
+        let _ = std::fs::remove_file(&partial);
+        bail!("moving the export to {}: {e}", dest.display());
+    }
+    Ok(count)
 }
 
 #[cfg(test)]

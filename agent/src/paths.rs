@@ -30,6 +30,14 @@ pub fn ledger_file() -> anyhow::Result<PathBuf> {
     Ok(project_dirs()?.data_dir().join("ledger.sqlite3"))
 }
 
+/// The ledger `config` names, or the default one.
+pub fn ledger_file_of(config: &crate::config::Config) -> anyhow::Result<PathBuf> {
+    match &config.node.ledger {
+        Some(path) => Ok(path.clone()),
+        None => ledger_file(),
+    }
+}
+
 /// Where GPU workers keep compiled pipelines between runs.
 pub fn pipeline_cache_dir() -> anyhow::Result<PathBuf> {
     Ok(project_dirs()?.cache_dir().join("pipelines"))

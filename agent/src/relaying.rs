@@ -141,10 +141,7 @@ pub fn serve(key: SigningKey, config: &Config, overrides: ServeOverrides) -> any
     if let Some(policy) = &mut node_config.egress {
         policy.allow_loopback_for_tests = overrides.allow_loopback_for_tests;
     }
-    let ledger_path = match &config.node.ledger {
-        Some(path) => path.clone(),
-        None => crate::paths::ledger_file()?,
-    };
+    let ledger_path = crate::paths::ledger_file_of(config)?;
     let checkpoints = crate::paths::relay_sessions_dir()?;
     let (sessions_tx, mut sessions) = tokio::sync::mpsc::unbounded_channel();
     node_config.sessions = Some(sessions_tx);

@@ -43,7 +43,7 @@ pub struct Queued {
 }
 
 /// What the lane is doing, for status.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct LaneStatus {
     /// Jobs waiting.
     pub queued: usize,

@@ -20,6 +20,7 @@ mod jobs;
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -38,7 +39,7 @@ use crate::config::{Config, EgressMode};
 use crate::job_service::{self, OrderTerms, RateCard};
 use crate::lending::{Decision, LendingPolicy, Limits, PauseUntil, Resource, Sample};
 use crate::signals::{self, InputIdle, Machine, MachineReading, Schedule};
-use gpu_lane::GpuLane;
+use gpu_lane::{GpuLane, LaneStatus};
 
 /// The network real work is recorded on.
 pub const NETWORK: &str = "spare";
@@ -88,7 +89,7 @@ impl NodeOptions {
 }
 
 /// How long a pause lasts, as the owner asks for it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum PauseFor {
     /// A while.
@@ -145,8 +146,9 @@ impl std::str::FromStr for PauseFor {
 }
 
 /// Which resources a command is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
+#[ts(rename = "PauseTarget")]
 pub enum Target {
     /// GPU time.
     Gpu,
@@ -191,8 +193,9 @@ impl std::str::FromStr for Target {
 }
 
 /// What a resource is doing.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
+#[ts(rename = "LendingState")]
 pub enum State {
     /// Lent now.
     Lending,
@@ -214,7 +217,7 @@ impl std::fmt::Display for State {
 }
 
 /// One resource's state, as `spare status --json` reports it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct ResourceState {
     /// `lending`, `waiting` or `paused`.
     pub state: State,
@@ -243,7 +246,7 @@ impl ResourceState {
 }
 
 /// The GPU side of the status.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct GpuStatus {
     /// State and reason.
     #[serde(flatten)]
@@ -273,7 +276,7 @@ pub struct GpuStatus {
 }
 
 /// The bandwidth side of the status.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct BandwidthStatus {
     /// State and reason.
     #[serde(flatten)]
@@ -301,7 +304,7 @@ pub struct BandwidthStatus {
 }
 
 /// What the signals read last.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct SignalsStatus {
     /// The input-idle reader in use.
     pub input_backend: String,
@@ -319,7 +322,7 @@ pub struct SignalsStatus {
 }
 
 /// Everything `spare status --json` reports (schema in `agent/STATUS.md`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Status {
     /// The schema version of this object.
     pub schema: u32,
@@ -359,7 +362,7 @@ enum Command {
 }
 
 /// What the policy thread publishes.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq)]
 struct Snapshot {
     gpu: ResourceState,
     bandwidth: ResourceState,
@@ -380,6 +383,8 @@ struct Inner {
     quota_file: PathBuf,
     /// Asks the ledger writer to answer once it has written everything sent so far.
     flush: mpsc::UnboundedSender<std_mpsc::Sender<()>>,
+    /// Entries the ledger writer has recorded (earnings shown change with it).
+    recorded: Arc<AtomicU64>,
     _lock: File,
 }
 
@@ -533,6 +538,8 @@ impl Node {
         let (flush_tx, mut flushes) = mpsc::unbounded_channel::<std_mpsc::Sender<()>>();
         let writer_ledger = ledger_path.clone();
         let writer_checkpoints = checkpoints.clone();
+        let recorded = Arc::new(AtomicU64::new(0));
+        let writer_recorded = recorded.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -546,9 +553,11 @@ impl Node {
                             )),
                             Err(e) => tracing_line(&format!("cannot record a GPU job: {e:#}")),
                         }
+                        writer_recorded.fetch_add(1, Ordering::Relaxed);
                     }
                     Some(record) = sessions.recv() => {
                         crate::relaying::record_session(&writer_checkpoints, &writer_ledger, record);
+                        writer_recorded.fetch_add(1, Ordering::Relaxed);
                     }
                     Some(done) = flushes.recv() => {
                         let _ = done.send(());
@@ -625,6 +634,7 @@ impl Node {
             snapshot: Mutex::new(Snapshot::default()),
             commands: Mutex::new(commands_tx),
             changes,
+            recorded,
             ledger_path,
             quota_file: quota_file.clone(),
             flush: flush_tx,
@@ -1059,6 +1069,8 @@ impl PolicyLoop {
         let mut rates_at = (Instant::now(), self.inner.relay.relayed());
         let (mut up_rate, mut down_rate) = (0u64, 0u64);
         let mut logged = (String::new(), String::new());
+        // Everything the status shows but today's earnings; those change with `recorded`.
+        let mut shown: Option<(Snapshot, LaneStatus, usize, u64)> = None;
         let headless = is_headless(self.input.as_ref());
         let mut applied = Vec::new();
         let mut quota_saved = (Instant::now(), self.inner.relay.quota_used());
@@ -1177,9 +1189,8 @@ impl PolicyLoop {
             if now_logged.1 != logged.1 {
                 tracing_line(&format!("bandwidth: {bandwidth}"));
             }
-            let changed = now_logged != logged;
             logged = now_logged;
-            {
+            let now_shown = {
                 let mut snapshot = lock(&self.inner.snapshot);
                 *snapshot = Snapshot {
                     gpu: gpu_state,
@@ -1196,8 +1207,16 @@ impl PolicyLoop {
                         schedule_allows,
                     },
                 };
-            }
-            if changed {
+                (
+                    snapshot.clone(),
+                    self.inner.lane.status(),
+                    self.inner.relay.clients(),
+                    self.inner.recorded.load(Ordering::Relaxed),
+                )
+            };
+            // Meters move too: the app's dashboard is pushed every change, never polls.
+            if shown.as_ref() != Some(&now_shown) {
+                shown = Some(now_shown);
                 self.inner.changes.send_modify(|n| *n += 1);
             }
             for done in applied.drain(..) {

@@ -1,0 +1,320 @@
+//! The whole tray app's footprint. Prints one JSON object a line (format in DESIGN.md).
+//!
+//! `spare-app` runs as a real process on a real X server (Xvfb) with its dashboard open:
+//! first idle (no demo: nothing lent, the owner is "active"), then lending in demo mode.
+//! Over each period it samples the resident memory of the app and every process under
+//! it (WebKit's web and network processes, the GPU worker) and their CPU time.
+//! Target: app plus WebKit at most 150 MB (Electron-based peers are reported at
+//! 300-400 MB). The GPU worker is reported apart, as in the node's benchmark: it runs
+//! requesters' kernels and exists only while lending.
+//!
+//! `cargo bench -p spare-app` measures 60 s per phase; without `--bench` (as `make test`
+//! runs it) a smoke size checks that the benchmark works.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs
+)]
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    if !full {
+        eprintln!("smoke run (no --bench): checks the benchmark works; its figures mean nothing");
+    }
+    #[cfg(target_os = "linux")]
+    linux::run(if full {
+        Duration::from_secs(60)
+    } else {
+        Duration::from_secs(3)
+    });
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use super::*;
+
+    /// What one phase measured.
+    struct Figures {
+        /// App and WebKit, peak of the sum of resident sets, MB.
+        rss: f64,
+        /// The same as proportional set size (shared pages split between processes).
+        pss: f64,
+        /// App and WebKit CPU, percent of one core.
+        cpu: f64,
+        /// The GPU worker's peak resident set, MB.
+        worker_rss: f64,
+        /// How many processes were measured at the peak.
+        processes: usize,
+    }
+
+    pub fn run(period: Duration) {
+        let xvfb =
+            agent::testing::Xvfb::start().expect("Xvfb is needed: run installers/dev-setup.sh");
+        let idle = measure(&xvfb.display, false, period);
+        let demo = measure(&xvfb.display, true, period);
+        eprintln!(
+            "tray app over {} s, dashboard open: idle {:.1} MB resident ({:.1} MB PSS, {} \
+             processes), {:.2} % of a core; lending in demo mode {:.1} MB ({:.1} MB PSS), \
+             {:.2} %, its GPU worker {:.1} MB",
+            period.as_secs(),
+            idle.rss,
+            idle.pss,
+            idle.processes,
+            idle.cpu,
+            demo.rss,
+            demo.pss,
+            demo.cpu,
+            demo.worker_rss
+        );
+        print_json("app_idle_rss", idle.rss, "MB", "target", 150.0, "<= 150 MB");
+        print_json("app_demo_rss", demo.rss, "MB", "target", 150.0, "<= 150 MB");
+        print_json(
+            "app_idle_pss",
+            idle.pss,
+            "MB",
+            "app_idle_rss",
+            idle.rss,
+            "report",
+        );
+        print_json(
+            "app_demo_pss",
+            demo.pss,
+            "MB",
+            "app_demo_rss",
+            demo.rss,
+            "report",
+        );
+        print_json(
+            "app_idle_cpu",
+            idle.cpu,
+            "% of a core",
+            "none",
+            0.0,
+            "report",
+        );
+        print_json(
+            "app_demo_cpu",
+            demo.cpu,
+            "% of a core",
+            "app_idle_cpu",
+            idle.cpu,
+            "report",
+        );
+        print_json(
+            "gpu_worker_demo_rss",
+            demo.worker_rss,
+            "MB",
+            "app_demo_rss",
+            demo.rss,
+            "report",
+        );
+    }
+
+    /// Stops the app (SIGTERM: it stops its node cleanly) when dropped.
+    struct App(Child);
+
+    impl Drop for App {
+        fn drop(&mut self) {
+            let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.0.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn start(home: &Path, display: &str, demo: bool) -> App {
+        let config = home.join("config/spare");
+        std::fs::create_dir_all(&config).unwrap();
+        let port = 21_000 + u16::from(demo) * 7 + (std::process::id() % 500) as u16;
+        std::fs::write(
+            config.join("config.toml"),
+            format!("[relay]\nport = {port}\n"),
+        )
+        .unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_spare-app"));
+        if demo {
+            command.arg("--demo");
+        }
+        let child = command
+            .env("HOME", home)
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("XDG_CACHE_HOME", home.join("cache"))
+            .env("DISPLAY", display)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        App(child)
+    }
+
+    fn measure(display: &str, demo: bool, period: Duration) -> Figures {
+        let home = tempfile::tempdir().unwrap();
+        let app = start(home.path(), display, demo);
+        let pid = app.0.id();
+        // WebKit starts its processes and the dashboard loads; demo work begins.
+        wait_for_webkit(pid);
+        std::thread::sleep(Duration::from_secs(if demo { 10 } else { 3 }));
+        let cpu_start: f64 = app_processes(pid)
+            .iter()
+            .filter_map(|p| cpu_seconds(*p))
+            .sum();
+        let started = Instant::now();
+        let mut peak = Figures {
+            rss: 0.0,
+            pss: 0.0,
+            cpu: 0.0,
+            worker_rss: 0.0,
+            processes: 0,
+        };
+        while started.elapsed() < period {
+            let processes = app_processes(pid);
+            let rss: f64 = processes.iter().filter_map(|p| rss_mb(*p)).sum();
+            if rss > peak.rss {
+                peak.rss = rss;
+                peak.processes = processes.len();
+            }
+            peak.pss = peak
+                .pss
+                .max(processes.iter().filter_map(|p| pss_mb(*p)).sum());
+            let worker: f64 = workers(pid).iter().filter_map(|p| rss_mb(*p)).sum();
+            peak.worker_rss = peak.worker_rss.max(worker);
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let cpu_end: f64 = app_processes(pid)
+            .iter()
+            .filter_map(|p| cpu_seconds(*p))
+            .sum();
+        peak.cpu = (cpu_end - cpu_start).max(0.0) / started.elapsed().as_secs_f64() * 100.0;
+        drop(app);
+        peak
+    }
+
+    fn wait_for_webkit(pid: u32) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if descendants(pid)
+                .iter()
+                .any(|p| command_line(*p).contains("WebKitWebProcess"))
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the app started no WebKit process within 60 s");
+    }
+
+    fn command_line(pid: u32) -> String {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+            .unwrap_or_default()
+    }
+
+    /// The app and its WebKit processes: everything under it but GPU workers.
+    fn app_processes(pid: u32) -> Vec<u32> {
+        let mut all = vec![pid];
+        all.extend(
+            descendants(pid)
+                .into_iter()
+                .filter(|p| !command_line(*p).contains(compute::worker::WORKER_ARG)),
+        );
+        all
+    }
+
+    fn workers(pid: u32) -> Vec<u32> {
+        descendants(pid)
+            .into_iter()
+            .filter(|p| command_line(*p).contains(compute::worker::WORKER_ARG))
+            .collect()
+    }
+
+    fn descendants(pid: u32) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut frontier = vec![pid];
+        while let Some(parent) = frontier.pop() {
+            let Ok(entries) = std::fs::read_dir("/proc") else {
+                break;
+            };
+            for entry in entries.flatten() {
+                let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                    continue;
+                };
+                if parent_of(child) == Some(parent) {
+                    out.push(child);
+                    frontier.push(child);
+                }
+            }
+        }
+        out
+    }
+
+    fn stat_fields(pid: u32) -> Option<Vec<String>> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        Some(rest.split_whitespace().map(str::to_owned).collect())
+    }
+
+    fn parent_of(pid: u32) -> Option<u32> {
+        stat_fields(pid)?.get(1)?.parse().ok()
+    }
+
+    fn cpu_seconds(pid: u32) -> Option<f64> {
+        let fields = stat_fields(pid)?;
+        let ticks: f64 =
+            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        Some(ticks / 100.0)
+    }
+
+    fn status_kb(path: &str, key: &str) -> Option<f64> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let line = text.lines().find(|l| l.starts_with(key))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    fn rss_mb(pid: u32) -> Option<f64> {
+        Some(status_kb(&format!("/proc/{pid}/status"), "VmRSS:")? / 1024.0)
+    }
+
+    fn pss_mb(pid: u32) -> Option<f64> {
+        Some(status_kb(&format!("/proc/{pid}/smaps_rollup"), "Pss:")? / 1024.0)
+    }
+
+    fn print_json(
+        metric: &str,
+        value: f64,
+        unit: &str,
+        baseline: &str,
+        baseline_value: f64,
+        target: &str,
+    ) {
+        let ratio = if baseline_value == 0.0 {
+            serde_json::Value::Null
+        } else {
+            serde_json::json!(((value / baseline_value) * 1000.0).round() / 1000.0)
+        };
+        let line = serde_json::json!({
+            "bench": "app",
+            "metric": metric,
+            "value": (value * 1000.0).round() / 1000.0,
+            "unit": unit,
+            "baseline": baseline,
+            "baseline_value": (baseline_value * 1000.0).round() / 1000.0,
+            "ratio": ratio,
+            "target": target,
+        });
+        println!("{line}");
+    }
+}

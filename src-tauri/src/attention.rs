@@ -1,0 +1,207 @@
+//! What the tray shows and when the owner is notified, decided from the node's status
+//! alone (no I/O here, so the rules are tested as a table).
+
+use agent::node::{ResourceState, State, Status};
+
+use crate::host::Down;
+use ledger::MicroCredits;
+
+/// The tray icon's state (`icons/tray-*.png`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrayState {
+    /// At least one resource is lent.
+    Lending,
+    /// Nothing lent now; it starts by itself.
+    Waiting,
+    /// Paused, by the owner or by a cause that lasts (a game, the battery).
+    Paused,
+    /// Something needs the owner (see [`Attention`]).
+    Attention,
+}
+
+/// Something that needs the owner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attention {
+    /// Stable key: a notification is sent when a key first appears.
+    pub key: &'static str,
+    /// The notification's title.
+    pub title: String,
+    /// What happened and what to do.
+    pub body: String,
+}
+
+/// What needs the owner, from the status (or from why the node is down).
+pub fn attention(status: Option<&Status>, down: Option<&Down>) -> Vec<Attention> {
+    let mut out = Vec::new();
+    match down {
+        Some(Down::Key(why)) => out.push(Attention {
+            key: "keyring",
+            title: "Spare needs its key".into(),
+            body: why.clone(),
+        }),
+        Some(Down::Failed(why)) => out.push(Attention {
+            key: "node_down",
+            title: "Spare is not lending".into(),
+            body: why.clone(),
+        }),
+        Some(Down::Planned(_)) | None => {}
+    }
+    let Some(status) = status else {
+        return out;
+    };
+    if let Some(why) = &status.gpu.runner_stopped {
+        out.push(Attention {
+            key: "gpu_worker",
+            title: "GPU lending stopped".into(),
+            body: format!(
+                "The GPU worker kept failing, so Spare stopped lending the GPU: {why}. Open \
+                 the dashboard's \"Why am I not earning?\" for the checks."
+            ),
+        });
+    }
+    if status.bandwidth.quota_percent.is_some_and(|p| p >= 100) {
+        out.push(Attention {
+            key: "quota",
+            title: "Bandwidth quota reached".into(),
+            body: "Spare stopped relaying until the quota resets. Raise the quota in Settings \
+                   to lend more."
+                .into(),
+        });
+    }
+    out
+}
+
+/// The tray's state: attention first, then lending, paused, waiting (also while the
+/// node starts).
+pub fn tray_state(status: Option<&Status>, attention: &[Attention]) -> TrayState {
+    if !attention.is_empty() {
+        return TrayState::Attention;
+    }
+    let Some(status) = status else {
+        return TrayState::Waiting;
+    };
+    let states = [status.gpu.state.state, status.bandwidth.state.state];
+    if states.contains(&State::Lending) {
+        TrayState::Lending
+    } else if states.iter().all(|s| *s == State::Paused) {
+        TrayState::Paused
+    } else {
+        TrayState::Waiting
+    }
+}
+
+/// One resource's line in the tray menu: `GPU: lending`, `Bandwidth: paused: game running: x`.
+pub fn state_line(name: &str, state: &ResourceState) -> String {
+    match &state.reason {
+        None => format!("{name}: lending"),
+        Some(reason) => format!("{name}: {}: {reason}", state.state),
+    }
+}
+
+/// The tray's tooltip: the state and today's earnings.
+pub fn tooltip(status: Option<&Status>, down: Option<&str>) -> String {
+    match status {
+        None => format!("Spare: {}", down.unwrap_or("not running")),
+        Some(s) => {
+            let today = MicroCredits(s.earned_today_micro);
+            let demo = if s.demo { " (demo mode)" } else { "" };
+            format!(
+                "Spare{demo}\n{}\n{}\nToday: {today} credits",
+                state_line("GPU", &s.gpu.state),
+                state_line("Bandwidth", &s.bandwidth.state)
+            )
+        }
+    }
+}
+
+/// Whether the owner paused anything (the menu's Resume is enabled then).
+pub fn paused_by_owner(status: Option<&Status>) -> bool {
+    status.is_some_and(|s| {
+        s.gpu.state.paused_by_you_until.is_some() || s.bandwidth.state.paused_by_you_until.is_some()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(gpu: State, bandwidth: State) -> Status {
+        let mut s = Status::default();
+        s.gpu.state.state = gpu;
+        s.bandwidth.state.state = bandwidth;
+        if gpu != State::Lending {
+            s.gpu.state.reason = Some("user active 3 s ago".into());
+        }
+        if bandwidth != State::Lending {
+            s.bandwidth.state.reason = Some("by you until 18:00".into());
+        }
+        s
+    }
+
+    #[test]
+    fn the_tray_state_follows_the_resources() {
+        use State::*;
+        let table = [
+            (Lending, Lending, TrayState::Lending),
+            (Lending, Paused, TrayState::Lending),
+            (Waiting, Lending, TrayState::Lending),
+            (Waiting, Waiting, TrayState::Waiting),
+            (Waiting, Paused, TrayState::Waiting),
+            (Paused, Paused, TrayState::Paused),
+        ];
+        for (gpu, bandwidth, want) in table {
+            let s = status(gpu, bandwidth);
+            assert_eq!(tray_state(Some(&s), &[]), want, "{gpu:?} {bandwidth:?}");
+        }
+        assert_eq!(tray_state(None, &[]), TrayState::Waiting);
+    }
+
+    #[test]
+    fn a_failing_worker_a_full_quota_or_a_missing_key_need_the_owner() {
+        let mut s = status(State::Lending, State::Lending);
+        assert!(attention(Some(&s), None).is_empty());
+        s.gpu.runner_stopped = Some("the worker crashed 3 times in 10 minutes".into());
+        s.bandwidth.quota_percent = Some(100);
+        let found = attention(Some(&s), None);
+        let keys: Vec<_> = found.iter().map(|a| a.key).collect();
+        assert_eq!(keys, ["gpu_worker", "quota"]);
+        assert!(found[0].body.contains("crashed 3 times"));
+        assert_eq!(tray_state(Some(&s), &found), TrayState::Attention);
+        s.bandwidth.quota_percent = Some(99);
+        s.gpu.runner_stopped = None;
+        assert!(attention(Some(&s), None).is_empty());
+
+        let down = attention(
+            None,
+            Some(&Down::Key("cannot read its node key: locked".into())),
+        );
+        assert_eq!(down[0].key, "keyring");
+        assert!(down[0].body.contains("locked"));
+        let failed = Down::Failed("port in use".into());
+        assert_eq!(attention(None, Some(&failed))[0].key, "node_down");
+        let restarting = Down::Planned("restarting".into());
+        assert!(attention(None, Some(&restarting)).is_empty());
+    }
+
+    #[test]
+    fn the_menu_and_tooltip_say_the_state_and_reason_in_words() {
+        let mut s = status(State::Waiting, State::Paused);
+        s.earned_today_micro = 1_500_000;
+        s.bandwidth.state.paused_by_you_until = Some("18:00".into());
+        assert_eq!(
+            state_line("GPU", &s.gpu.state),
+            "GPU: waiting: user active 3 s ago"
+        );
+        let tip = tooltip(Some(&s), None);
+        assert!(
+            tip.contains("Bandwidth: paused: by you until 18:00"),
+            "{tip}"
+        );
+        assert!(
+            tip.contains(&format!("Today: {} credits", MicroCredits(1_500_000))),
+            "{tip}"
+        );
+        assert!(paused_by_owner(Some(&s)));
+        assert_eq!(tooltip(None, Some("locked")), "Spare: locked");
+    }
+}

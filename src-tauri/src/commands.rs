@@ -1,0 +1,234 @@
+//! The dashboard's commands (`ui/src/api.ts`): each translates one call into the agent
+//! API and its answer back, on a blocking thread (the node's calls wait on the ledger
+//! and on the policy thread; none may block the UI's event loop).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use agent::config::Config;
+use agent::doctor::Check;
+use agent::earnings::{self, Report};
+use agent::ledger_view::{self, EntryView};
+use agent::node::{NodeHandle, PauseFor, Status, Target};
+use chrono::{Local, NaiveDate, Offset as _};
+use ledger::{Ledger, Period, VerifyReport};
+use tauri::{AppHandle, Manager, State};
+use tauri_plugin_autostart::ManagerExt as _;
+
+use crate::error::CommandError;
+use crate::host::Host;
+
+/// Runs `work` on a blocking thread and waits for it.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, CommandError> + Send + 'static,
+) -> Result<T, CommandError> {
+    tauri::async_runtime::spawn_blocking(work)
+        .await
+        .map_err(CommandError::internal)?
+}
+
+fn host(state: &State<'_, Arc<Host>>) -> Arc<Host> {
+    Arc::clone(state)
+}
+
+/// Calls `act` on the node from a blocking thread, then pushes the new status (the tray
+/// menu's pause and resume).
+pub fn spawn_action(app: &AppHandle, act: impl FnOnce(&NodeHandle) + Send + 'static) {
+    let host = Arc::clone(&app.state::<Arc<Host>>());
+    tauri::async_runtime::spawn_blocking(move || match host.handle() {
+        Ok(handle) => act(&handle),
+        Err(e) => agent::node::tracing_line(&format!("tray: {e}")),
+    });
+}
+
+/// The node's status now.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn status(host: State<'_, Arc<Host>>) -> Result<Status, CommandError> {
+    let host = self::host(&host);
+    blocking(move || Ok(host.handle()?.status())).await
+}
+
+/// Pauses `target` for `for`; answers once the pause is in force.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn pause(
+    host: State<'_, Arc<Host>>,
+    target: Target,
+    r#for: PauseFor,
+) -> Result<Status, CommandError> {
+    let host = self::host(&host);
+    blocking(move || {
+        let handle = host.handle()?;
+        handle.pause(target, r#for);
+        Ok(handle.status())
+    })
+    .await
+}
+
+/// Ends the owner's pause of `target`.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn resume(host: State<'_, Arc<Host>>, target: Target) -> Result<Status, CommandError> {
+    let host = self::host(&host);
+    blocking(move || {
+        let handle = host.handle()?;
+        handle.resume(target);
+        Ok(handle.status())
+    })
+    .await
+}
+
+/// "Why am I not earning?": the checks of `spare doctor`, each with its fix.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn diagnostics(host: State<'_, Arc<Host>>) -> Result<Vec<Check>, CommandError> {
+    let host = self::host(&host);
+    blocking(move || {
+        let loaded = host.config();
+        let config = loaded.clone().unwrap_or_default();
+        Ok(agent::doctor::run(
+            loaded.as_ref().map_err(ToString::to_string),
+            &Host::key_store(&config),
+            &host.launch().data_dir,
+        ))
+    })
+    .await
+}
+
+fn open_ledger(host: &Host) -> Result<Ledger, CommandError> {
+    let path = host.ledger_path(&host.config()?);
+    Ledger::open_existing(&path)
+        .map_err(|e| CommandError::ledger(&format!("cannot open the ledger {}", path.display()), e))
+}
+
+/// Earnings by `period` from the local date `since` (YYYY-MM-DD) on, or for all time.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn earnings(
+    host: State<'_, Arc<Host>>,
+    period: Period,
+    since: Option<String>,
+) -> Result<Report, CommandError> {
+    let host = self::host(&host);
+    blocking(move || {
+        let since = since
+            .map(|d| {
+                NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(|e| {
+                    CommandError::internal(format!("{d:?} is not a date (YYYY-MM-DD): {e}"))
+                })
+            })
+            .transpose()?;
+        let ledger = open_ledger(&host)?;
+        earnings::report(&ledger, period, since, Local::now().offset().fix())
+            .map_err(|e| CommandError::ledger("reading earnings", e))
+    })
+    .await
+}
+
+/// Up to `limit` entries after `after_seq`, oldest first.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn ledger_entries(
+    host: State<'_, Arc<Host>>,
+    after_seq: u64,
+    limit: u32,
+) -> Result<Vec<EntryView>, CommandError> {
+    let host = self::host(&host);
+    blocking(move || {
+        ledger_view::page(&open_ledger(&host)?, after_seq, limit)
+            .map_err(|e| CommandError::ledger("reading the ledger", e))
+    })
+    .await
+}
+
+/// Checks every entry's chain link and signature.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn ledger_verify(host: State<'_, Arc<Host>>) -> Result<VerifyReport, CommandError> {
+    let host = self::host(&host);
+    blocking(move || {
+        open_ledger(&host)?
+            .verify()
+            .map_err(|e| CommandError::ledger("verifying the ledger", e))
+    })
+    .await
+}
+
+/// Writes the ledger as CSV to `path`; the number of entries written.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn ledger_export_csv(
+    host: State<'_, Arc<Host>>,
+    path: String,
+) -> Result<u64, CommandError> {
+    let host = self::host(&host);
+    blocking(move || {
+        let path = PathBuf::from(path.trim());
+        if !path.is_absolute() {
+            return Err(CommandError::IoError {
+                message: format!(
+                    "{} is not a full path: give the whole path, like /home/you/spare-ledger.csv",
+                    path.display()
+                ),
+            });
+        }
+        ledger_view::export_csv_file(&open_ledger(&host)?, &path).map_err(|e| {
+            CommandError::IoError {
+                message: format!("{e:#}"),
+            }
+        })
+    })
+    .await
+}
+
+/// The config in force.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn settings_get(host: State<'_, Arc<Host>>) -> Result<Config, CommandError> {
+    let host = self::host(&host);
+    blocking(move || host.config()).await
+}
+
+/// Checks and saves `config`, then restarts the node with it. Nothing is saved when
+/// any value is refused.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn settings_set(
+    host: State<'_, Arc<Host>>,
+    config: Config,
+) -> Result<Config, CommandError> {
+    let host = self::host(&host);
+    blocking(move || {
+        if host.config().ok().as_ref() == Some(&config) {
+            return Ok(config);
+        }
+        config.save(&host.launch().config_path)?;
+        host.restart();
+        host.config()
+    })
+    .await
+}
+
+/// The names of the programs running now (for the exclusive-apps picker).
+#[tauri::command(rename_all = "snake_case")]
+pub async fn running_processes() -> Result<Vec<String>, CommandError> {
+    blocking(|| Ok(agent::signals::Machine::new(Vec::new()).running_programs())).await
+}
+
+/// Whether Spare starts at login.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn autostart_get(app: AppHandle) -> Result<bool, CommandError> {
+    app.autolaunch()
+        .is_enabled()
+        .map_err(|e| CommandError::IoError {
+            message: format!("cannot read the start-at-login setting: {e}"),
+        })
+}
+
+/// Turns start at login on or off; answers the setting now in force.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn autostart_set(app: AppHandle, enabled: bool) -> Result<bool, CommandError> {
+    let launcher = app.autolaunch();
+    let done = if enabled {
+        launcher.enable()
+    } else {
+        launcher.disable()
+    };
+    done.map_err(|e| CommandError::IoError {
+        message: format!("cannot change the start-at-login setting: {e}"),
+    })?;
+    launcher.is_enabled().map_err(|e| CommandError::IoError {
+        message: format!("cannot read the start-at-login setting: {e}"),
+    })
+}

@@ -1,0 +1,165 @@
+//! `spare-app`: Spare's tray app. A thin shell over the node: it runs the agent's node
+//! in-process, shows its state in the tray and the dashboard (`ui/`), and turns clicks
+//! into agent calls. No lending, pricing or ledger logic lives here.
+//!
+//! Run with the hidden first argument `__gpu-worker [ADAPTER]`, the same binary is the
+//! GPU worker process that the node's runner starts (as `spare` is).
+
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod attention;
+#[cfg(test)]
+mod bindings;
+mod commands;
+mod error;
+mod host;
+mod pump;
+mod tray;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use tauri::{AppHandle, Manager, RunEvent, WindowEvent};
+use tauri_plugin_autostart::MacosLauncher;
+
+use crate::host::{Host, Launch};
+
+/// Spare's tray app.
+#[derive(Parser, Debug)]
+#[command(name = "spare-app", version)]
+struct Args {
+    /// Demo mode: a built-in requester and relay clients send real work, recorded on the
+    /// demo network (never as earnings), so every screen fills within a minute.
+    #[arg(long)]
+    demo: bool,
+    /// Start in the tray without opening the dashboard (how start-at-login runs it).
+    #[arg(long)]
+    minimized: bool,
+    /// The config file (default: the platform's, as `spare` uses).
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let mut raw = std::env::args().skip(1);
+    if raw.next().as_deref() == Some(compute::worker::WORKER_ARG) {
+        let adapter = raw.next().and_then(|a| a.parse().ok());
+        return compute::worker::main(adapter);
+    }
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            agent::node::tracing_line(&format!("error: {e:#}"));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let launch = Launch {
+        config_named: args.config.is_some(),
+        config_path: match args.config {
+            Some(path) => path,
+            None => agent::paths::config_file()?,
+        },
+        data_dir: agent::paths::data_dir()?,
+        demo: args.demo,
+    };
+    let host = Host::new(launch);
+    let minimized = args.minimized;
+    let app = tauri::Builder::default()
+        // First: a second launch only shows the running app's dashboard.
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            show_dashboard(app);
+        }))
+        .plugin(tauri_plugin_autostart::init(
+            MacosLauncher::LaunchAgent,
+            Some(vec!["--minimized"]),
+        ))
+        .plugin(tauri_plugin_notification::init())
+        .manage(Arc::clone(&host))
+        .invoke_handler(tauri::generate_handler![
+            commands::status,
+            commands::pause,
+            commands::resume,
+            commands::diagnostics,
+            commands::earnings,
+            commands::ledger_entries,
+            commands::ledger_verify,
+            commands::ledger_export_csv,
+            commands::settings_get,
+            commands::settings_set,
+            commands::running_processes,
+            commands::autostart_get,
+            commands::autostart_set,
+        ])
+        .on_window_event(|window, event| {
+            // Closing the dashboard hides it: Spare keeps lending from the tray.
+            if let WindowEvent::CloseRequested { api, .. } = event {
+                api.prevent_close();
+                let _ = window.hide();
+            }
+        })
+        .setup(move |app| {
+            let handle = app.handle().clone();
+            let items = tray::create(&handle)?;
+            app.manage(items);
+            if !minimized {
+                show_dashboard(&handle);
+            }
+            let starting = Arc::clone(&host);
+            tauri::async_runtime::spawn(async move {
+                let _ = tauri::async_runtime::spawn_blocking(move || starting.start()).await;
+            });
+            tauri::async_runtime::spawn(pump::run(handle.clone(), Arc::clone(&host)));
+            stop_on_signals(handle);
+            Ok(())
+        })
+        .build(tauri::generate_context!())?;
+    app.run(|app, event| {
+        if let RunEvent::Exit = event {
+            // Relay sessions end with their last promise recorded; jobs stop cleanly.
+            app.state::<Arc<Host>>().stop("Spare is quitting");
+        }
+    });
+    Ok(())
+}
+
+/// Shows and focuses the dashboard.
+pub fn show_dashboard(app: &AppHandle) {
+    if let Some(window) = app.get_webview_window("main") {
+        let _ = window.unminimize();
+        let _ = window.show();
+        let _ = window.set_focus();
+    }
+}
+
+/// Quits: the node stops (see `RunEvent::Exit` in `run`), then the process ends.
+pub fn quit(app: &AppHandle) {
+    app.exit(0);
+}
+
+/// SIGTERM and Ctrl-C quit the app as the menu's Quit does (service managers and
+/// package removal stop it that way).
+fn stop_on_signals(app: AppHandle) {
+    tauri::async_runtime::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            if let Ok(mut term) = signal(SignalKind::terminate()) {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                quit(&app);
+                return;
+            }
+        }
+        if tokio::signal::ctrl_c().await.is_ok() {
+            quit(&app);
+        }
+    });
+}

@@ -1,0 +1,208 @@
+//! The tray icon and its menu: the state of each resource with its reason, pause and
+//! resume, the dashboard, quit. Menu clicks call the same agent API the dashboard does.
+
+use agent::node::{PauseFor, Status, Target};
+use tauri::image::Image;
+use tauri::menu::{IsMenuItem, Menu, MenuEvent, MenuItem, PredefinedMenuItem, Submenu};
+use tauri::tray::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, TrayIconEvent};
+use tauri::{AppHandle, Manager, Wry};
+
+use crate::attention::{self, Attention, TrayState};
+
+/// The tray icon's id.
+const TRAY_ID: &str = "spare";
+
+/// The menu items whose text or state changes with the node's status.
+pub struct TrayItems {
+    gpu: MenuItem<Wry>,
+    bandwidth: MenuItem<Wry>,
+    resume: MenuItem<Wry>,
+}
+
+/// The icon for `state`, from `icons/`.
+fn icon(state: TrayState) -> Image<'static> {
+    let bytes: &'static [u8] = match state {
+        TrayState::Lending => include_bytes!("../../icons/tray-lending.png"),
+        TrayState::Waiting => include_bytes!("../../icons/tray-waiting.png"),
+        TrayState::Paused => include_bytes!("../../icons/tray-paused.png"),
+        TrayState::Attention => include_bytes!("../../icons/tray-attention.png"),
+    };
+    // The PNGs are ours and checked by a test: decoding cannot fail at run time.
+    Image::from_bytes(bytes).unwrap_or_else(|_| Image::new(&[0, 0, 0, 0], 1, 1))
+}
+
+/// The durations a pause submenu offers, with their menu ids.
+const DURATIONS: [(&str, &str); 3] = [
+    ("1h", "For 1 hour"),
+    ("tomorrow", "Until tomorrow"),
+    ("until-resumed", "Until I resume"),
+];
+
+fn pause_menu(app: &AppHandle, target: Target, label: &str) -> tauri::Result<Submenu<Wry>> {
+    let items = DURATIONS
+        .iter()
+        .map(|(id, text)| {
+            MenuItem::with_id(
+                app,
+                format!("pause:{}:{id}", target_id(target)),
+                *text,
+                true,
+                None::<&str>,
+            )
+        })
+        .collect::<tauri::Result<Vec<_>>>()?;
+    let refs: Vec<&dyn IsMenuItem<Wry>> = items.iter().map(|i| i as _).collect();
+    Submenu::with_id_and_items(
+        app,
+        format!("pause:{}", target_id(target)),
+        label,
+        true,
+        &refs,
+    )
+}
+
+fn target_id(target: Target) -> &'static str {
+    match target {
+        Target::Gpu => "gpu",
+        Target::Bandwidth => "bandwidth",
+        Target::All => "all",
+    }
+}
+
+/// Creates the tray icon and its menu.
+pub fn create(app: &AppHandle) -> tauri::Result<TrayItems> {
+    let gpu = MenuItem::with_id(app, "state:gpu", "GPU: starting", false, None::<&str>)?;
+    let bandwidth = MenuItem::with_id(
+        app,
+        "state:bandwidth",
+        "Bandwidth: starting",
+        false,
+        None::<&str>,
+    )?;
+    let resume = MenuItem::with_id(app, "resume", "Resume", false, None::<&str>)?;
+    let menu = Menu::with_items(
+        app,
+        &[
+            &gpu,
+            &bandwidth,
+            &PredefinedMenuItem::separator(app)?,
+            &pause_menu(app, Target::Gpu, "Pause GPU")?,
+            &pause_menu(app, Target::Bandwidth, "Pause bandwidth")?,
+            &pause_menu(app, Target::All, "Pause all")?,
+            &resume,
+            &PredefinedMenuItem::separator(app)?,
+            &MenuItem::with_id(app, "open", "Open dashboard", true, None::<&str>)?,
+            &MenuItem::with_id(app, "quit", "Quit Spare", true, None::<&str>)?,
+        ],
+    )?;
+    TrayIconBuilder::with_id(TRAY_ID)
+        .icon(icon(TrayState::Waiting))
+        .tooltip("Spare: starting")
+        .menu(&menu)
+        .show_menu_on_left_click(false)
+        .on_menu_event(on_menu)
+        .on_tray_icon_event(on_click)
+        .build(app)?;
+    Ok(TrayItems {
+        gpu,
+        bandwidth,
+        resume,
+    })
+}
+
+/// A left click opens the dashboard (the menu is on the right button).
+fn on_click(tray: &TrayIcon, event: TrayIconEvent) {
+    if let TrayIconEvent::Click {
+        button: MouseButton::Left,
+        button_state: MouseButtonState::Up,
+        ..
+    } = event
+    {
+        crate::show_dashboard(tray.app_handle());
+    }
+}
+
+fn on_menu(app: &AppHandle, event: MenuEvent) {
+    let id = event.id().as_ref().to_owned();
+    match id.as_str() {
+        "open" => crate::show_dashboard(app),
+        "quit" => crate::quit(app),
+        "resume" => crate::commands::spawn_action(app, |handle| handle.resume(Target::All)),
+        _ => {
+            let Some((target, how_long)) = parse_pause(&id) else {
+                return;
+            };
+            crate::commands::spawn_action(app, move |handle| handle.pause(target, how_long));
+        }
+    }
+}
+
+/// `pause:gpu:1h` → (GPU, one hour).
+fn parse_pause(id: &str) -> Option<(Target, PauseFor)> {
+    let mut parts = id.split(':');
+    if parts.next()? != "pause" {
+        return None;
+    }
+    let target = parts.next()?.parse().ok()?;
+    let how_long = parts.next()?.parse().ok()?;
+    Some((target, how_long))
+}
+
+/// Shows `status` (or why there is none) in the icon, the tooltip and the menu.
+pub fn show(app: &AppHandle, status: Option<&Status>, down: Option<&str>, attention: &[Attention]) {
+    let Some(items) = app.try_state::<TrayItems>() else {
+        return;
+    };
+    let state = attention::tray_state(status, attention);
+    if let Some(tray) = app.tray_by_id(TRAY_ID) {
+        let _ = tray.set_icon(Some(icon(state)));
+        let _ = tray.set_tooltip(Some(attention::tooltip(status, down)));
+    }
+    let (gpu, bandwidth) = match status {
+        Some(s) => (
+            attention::state_line("GPU", &s.gpu.state),
+            attention::state_line("Bandwidth", &s.bandwidth.state),
+        ),
+        None => (
+            format!("Not running: {}", down.unwrap_or("starting")),
+            String::new(),
+        ),
+    };
+    let _ = items.gpu.set_text(gpu);
+    let _ = items.bandwidth.set_text(bandwidth);
+    let _ = items.resume.set_enabled(attention::paused_by_owner(status));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_pause_item_names_a_target_and_a_duration() {
+        for target in [Target::Gpu, Target::Bandwidth, Target::All] {
+            for (duration, _) in DURATIONS {
+                let id = format!("pause:{}:{duration}", target_id(target));
+                let (t, _) = parse_pause(&id).unwrap_or_else(|| panic!("{id} does not parse"));
+                assert_eq!(t, target);
+            }
+        }
+        assert_eq!(
+            parse_pause("pause:gpu:1h"),
+            Some((Target::Gpu, PauseFor::Seconds(3600)))
+        );
+        assert_eq!(parse_pause("open"), None);
+    }
+
+    #[test]
+    fn the_tray_icons_decode() {
+        for state in [
+            TrayState::Lending,
+            TrayState::Waiting,
+            TrayState::Paused,
+            TrayState::Attention,
+        ] {
+            let image = icon(state);
+            assert_eq!((image.width(), image.height()), (64, 64), "{state:?}");
+        }
+    }
+}

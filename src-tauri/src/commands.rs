@@ -195,6 +195,11 @@ pub async fn settings_set(
         }
         config.save(&host.launch().config_path)?;
         host.restart();
+        if let Err(CommandError::NodeUnavailable { message }) = host.handle() {
+            return Err(CommandError::node_unavailable(format!(
+                "the settings were saved, but the node did not start with them: {message}"
+            )));
+        }
         host.config()
     })
     .await

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use agent::config::Config;
 use agent::identity::{self, KeyStore};
@@ -134,6 +135,7 @@ impl Host {
             self.launch.data_dir.clone(),
         );
         options.demo = self.launch.demo;
+        wait_for_port(options.config.relay.port);
         let mut node = tauri::async_runtime::block_on(Node::start(options))
             .map_err(|e| Down::Failed(format!("the node could not start: {e}")))?;
         // `spare status`, `pause` and `doctor` reach the app's node as they reach a daemon.
@@ -184,5 +186,18 @@ impl Host {
 
     fn bump(&self) {
         self.generation.send_modify(|g| *g += 1);
+    }
+}
+
+/// After a restart, the old node's UDP port is free once its connections have drained
+/// (well under a second): waits for that, for at most 5 s. A port another program holds
+/// stays taken, and starting the node then says so.
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while port != 0
+        && std::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, port)).is_err()
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -21,7 +21,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use tauri::{AppHandle, Manager, RunEvent, WindowEvent};
+use tauri::{AppHandle, Manager, RunEvent};
 use tauri_plugin_autostart::MacosLauncher;
 
 use crate::host::{Host, Launch};
@@ -48,6 +48,8 @@ fn main() -> ExitCode {
         let adapter = raw.next().and_then(|a| a.parse().ok());
         return compute::worker::main(adapter);
     }
+    #[cfg(target_os = "linux")]
+    lighter_webview();
     let args = Args::parse();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -96,13 +98,6 @@ fn run(args: Args) -> anyhow::Result<()> {
             commands::autostart_get,
             commands::autostart_set,
         ])
-        .on_window_event(|window, event| {
-            // Closing the dashboard hides it: Spare keeps lending from the tray.
-            if let WindowEvent::CloseRequested { api, .. } = event {
-                api.prevent_close();
-                let _ = window.hide();
-            }
-        })
         .setup(move |app| {
             let handle = app.handle().clone();
             let items = tray::create(&handle)?;
@@ -119,23 +114,60 @@ fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         })
         .build(tauri::generate_context!())?;
-    app.run(|app, event| {
-        if let RunEvent::Exit = event {
-            // Relay sessions end with their last promise recorded; jobs stop cleanly.
-            app.state::<Arc<Host>>().stop("Spare is quitting");
-        }
+    app.run(|app, event| match event {
+        // Closing the dashboard closes only the window (and its WebKit processes, about
+        // 90 MB): Spare keeps lending from the tray. Quit is in the tray menu.
+        RunEvent::ExitRequested {
+            code: None, api, ..
+        } => api.prevent_exit(),
+        // Relay sessions end with their last promise recorded; jobs stop cleanly.
+        RunEvent::Exit => app.state::<Arc<Host>>().stop("Spare is quitting"),
+        _ => {}
     });
     Ok(())
 }
 
-/// Shows and focuses the dashboard.
+/// The dashboard is a few forms and SVG charts: WebKitGTK's GPU compositing buys it
+/// nothing, and where there is no GPU driver it falls back to software OpenGL (Mesa's
+/// llvmpipe), which costs about 90 MB across the app's processes. Off on Linux unless the
+/// owner set the variable. (Changing the webview's hardware-acceleration policy after it
+/// started kills its web process, so it is set before GTK starts.)
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn lighter_webview() {
+    const VAR: &str = "WEBKIT_DISABLE_COMPOSITING_MODE";
+    if std::env::var_os(VAR).is_none() {
+        // SAFETY: called first thing in `main`, before any thread exists, so nothing can
+        // read the environment while it changes.
+        unsafe { std::env::set_var(VAR, "1") };
+    }
+}
+
+/// Shows and focuses the dashboard, opening its window (from tauri.conf.json, where it
+/// is not created at start) when it is closed.
 pub fn show_dashboard(app: &AppHandle) {
-    if let Some(window) = app.get_webview_window("main") {
+    if let Some(window) = app.get_webview_window(DASHBOARD) {
         let _ = window.unminimize();
         let _ = window.show();
         let _ = window.set_focus();
+        return;
+    }
+    let Some(config) = app
+        .config()
+        .app
+        .windows
+        .iter()
+        .find(|w| w.label == DASHBOARD)
+    else {
+        return;
+    };
+    if let Err(e) = tauri::WebviewWindowBuilder::from_config(app, config).and_then(|b| b.build()) {
+        agent::node::tracing_line(&format!("cannot open the dashboard: {e}"));
     }
 }
+
+/// The dashboard window's label (tauri.conf.json, capabilities/default.json).
+const DASHBOARD: &str = "main";
 
 /// Quits: the node stops (see `RunEvent::Exit` in `run`), then the process ends.
 pub fn quit(app: &AppHandle) {

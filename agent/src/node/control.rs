@@ -224,8 +224,8 @@ mod unix {
     use crate::node::NodeHandle;
 
     /// Listens on `path` (replacing a stale socket: the caller holds the data folder's
-    /// lock, so no other node uses it).
-    pub fn serve(node: NodeHandle, path: &Path) -> anyhow::Result<()> {
+    /// lock, so no other node uses it). The task serving it stops when aborted.
+    pub fn serve(node: NodeHandle, path: &Path) -> anyhow::Result<tokio::task::AbortHandle> {
         let _ = std::fs::remove_file(path);
         let listener = UnixListener::bind(path)
             .with_context(|| format!("listening on the control socket {}", path.display()))?;
@@ -234,7 +234,7 @@ mod unix {
         let owner = std::fs::metadata(path)
             .with_context(|| format!("reading {}", path.display()))?
             .uid();
-        tokio::spawn(async move {
+        let server = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let node = node.clone();
                 tokio::spawn(async move {
@@ -261,7 +261,7 @@ mod unix {
                 });
             }
         });
-        Ok(())
+        Ok(server.abort_handle())
     }
 
     /// Sends one request to the node whose control socket is `path` and returns its
@@ -300,8 +300,8 @@ mod windows;
 
 /// Elsewhere: no control channel.
 #[cfg(not(any(unix, windows)))]
-pub fn serve(_node: NodeHandle, _path: &Path) -> anyhow::Result<()> {
-    Ok(())
+pub fn serve(_node: NodeHandle, _path: &Path) -> anyhow::Result<tokio::task::AbortHandle> {
+    Ok(tokio::spawn(async {}).abort_handle())
 }
 
 /// Elsewhere: no control channel.

@@ -61,8 +61,9 @@ fn pipe_for(path: &Path) -> String {
 }
 
 /// Serves the pipe of the data folder that `path` (from `socket_path`) stands for. The
-/// caller holds the data folder's lock, so no other node of this user serves it.
-pub fn serve(node: NodeHandle, path: &Path) -> anyhow::Result<()> {
+/// caller holds the data folder's lock, so no other node of this user serves it. The
+/// task serving it stops when aborted.
+pub fn serve(node: NodeHandle, path: &Path) -> anyhow::Result<tokio::task::AbortHandle> {
     let name = pipe_for(path);
     let user = process_user(None).context("reading the user this node runs as")?;
     let first = create_instance(&name, true, &user).map_err(|e| {
@@ -76,8 +77,7 @@ pub fn serve(node: NodeHandle, path: &Path) -> anyhow::Result<()> {
             anyhow::Error::new(e).context(format!("creating the control pipe {name}"))
         }
     })?;
-    tokio::spawn(accept(node, name, user, first));
-    Ok(())
+    Ok(tokio::spawn(accept(node, name, user, first)).abort_handle())
 }
 
 /// Hands each connected instance to a task of its own, for as long as the runtime runs.

@@ -12,6 +12,7 @@ use ed25519_dalek::SigningKey;
 use ledger::{Network, PartyId};
 use relay::client::RelayClient;
 use relay::ticket::{NodeId, Ticket};
+use tokio::task::AbortHandle;
 
 use super::tracing_line;
 use crate::job_service;
@@ -76,22 +77,23 @@ pub fn job(workgroups: u32) -> Job {
 }
 
 /// Starts the demo clients against the node `node` listening at `listening`.
-pub fn start(node: NodeId, listening: SocketAddr, network: &str) {
+pub fn start(node: NodeId, listening: SocketAddr, network: &str) -> Vec<AbortHandle> {
     let port = listening.port();
     let Some(ticket) = Ticket::new(node, vec![SocketAddr::from(([127, 0, 0, 1], port))]) else {
-        return;
+        return Vec::new();
     };
     let network = network.to_owned();
     let jobs_ticket = ticket.clone();
     // A moment for the policy's first decisions, so the first attempts are served.
-    tokio::spawn(async move {
+    let requester = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(1)).await;
         requester(jobs_ticket, network).await;
     });
-    tokio::spawn(async move {
+    let clients = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(1)).await;
         relay_clients(ticket).await;
     });
+    vec![requester.abort_handle(), clients.abort_handle()]
 }
 
 async fn requester(ticket: Ticket, network: String) {

@@ -385,7 +385,6 @@ struct Inner {
     flush: mpsc::UnboundedSender<std_mpsc::Sender<()>>,
     /// Entries the ledger writer has recorded (earnings shown change with it).
     recorded: Arc<AtomicU64>,
-    _lock: File,
 }
 
 #[derive(Clone)]
@@ -405,6 +404,11 @@ pub struct Node {
     inner: Arc<Inner>,
     policy_thread: Option<std::thread::JoinHandle<()>>,
     control_socket: Option<PathBuf>,
+    /// The node's tasks (ledger writer, control channel, demo), stopped with it, so a
+    /// node can start again in the same process.
+    tasks: Vec<tokio::task::AbortHandle>,
+    /// The data folder's lock, released when the node stops.
+    lock: Option<File>,
 }
 
 /// Why the node could not start.
@@ -540,7 +544,7 @@ impl Node {
         let writer_checkpoints = checkpoints.clone();
         let recorded = Arc::new(AtomicU64::new(0));
         let writer_recorded = recorded.clone();
-        tokio::spawn(async move {
+        let writer = tokio::spawn(async move {
             loop {
                 tokio::select! {
                     biased;
@@ -638,7 +642,6 @@ impl Node {
             ledger_path,
             quota_file: quota_file.clone(),
             flush: flush_tx,
-            _lock: lock,
         });
 
         let mut limits = options
@@ -672,10 +675,12 @@ impl Node {
             })
             .context("starting the policy thread")?;
 
-        let node = Node {
+        let mut node = Node {
             inner,
             policy_thread: Some(policy_thread),
             control_socket: None,
+            tasks: vec![writer.abort_handle()],
+            lock: Some(lock),
         };
         // The first decisions are in force before anyone is told the node runs.
         let (synced, first) = std_mpsc::channel();
@@ -683,7 +688,8 @@ impl Node {
         let _ =
             tokio::task::spawn_blocking(move || first.recv_timeout(Duration::from_secs(10))).await;
         if options.demo {
-            demo::start(ticket.node, listening, network);
+            node.tasks
+                .extend(demo::start(ticket.node, listening, network));
         }
         Ok(node)
     }
@@ -691,7 +697,7 @@ impl Node {
     /// Serves the control channel at `data_dir` (see `control`).
     pub fn serve_control(&mut self, data_dir: &Path) -> anyhow::Result<()> {
         let path = control::socket_path(data_dir);
-        control::serve(self.handle(), &path)?;
+        self.tasks.push(control::serve(self.handle(), &path)?);
         self.control_socket = Some(path);
         Ok(())
     }
@@ -736,6 +742,13 @@ impl Node {
         if let Some(path) = self.control_socket.take() {
             let _ = std::fs::remove_file(path);
         }
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        // Nothing is left to write: another node may use the folder now. The endpoint
+        // closes when the last handle goes (the job service tells requesters the node
+        // stopped until then), and the port is free once its connections have drained.
+        self.lock = None;
     }
 }
 

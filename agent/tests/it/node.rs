@@ -409,6 +409,59 @@ async fn the_bandwidth_quota_use_survives_a_restart() {
     assert_eq!(node.handle().status().bandwidth.quota_percent, Some(0));
 }
 
+/// The tray app restarts its node in-process when settings change, while handles to the
+/// old node may still be held: the folder's lock, the control socket and the UDP port
+/// must all come free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_node_frees_its_folder_and_port_for_the_next_one_in_the_same_process() {
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let start = || {
+        let mut options = options(&data);
+        options.bind = Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+        options.demo = true;
+        Node::start(options)
+    };
+    let control = agent::node::control::socket_path(&data.path().join("node"));
+    let mut first = start().await.unwrap();
+    first.serve_control(&data.path().join("node")).unwrap();
+    let held = first.handle();
+    tokio::task::block_in_place(|| first.shutdown());
+    // The endpoint lives as long as a handle does: the app drops its handles once the
+    // node has stopped.
+    drop(held);
+
+    // Another node may take the folder at once; the port is free once the old
+    // connections have drained.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut second = loop {
+        match start().await {
+            Ok(node) => break node,
+            Err(e) if std::time::Instant::now() < deadline => {
+                assert!(
+                    !e.to_string().contains("already running"),
+                    "the stopped node still holds the folder: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the port never came free: {e:#}"),
+        }
+    };
+    second.serve_control(&data.path().join("node")).unwrap();
+    let request = agent::node::control::Request::Status;
+    let status =
+        tokio::task::spawn_blocking(move || agent::node::control::request(&control, &request))
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(status["listening"], format!("127.0.0.1:{port}"));
+    tokio::task::block_in_place(|| second.shutdown());
+}
+
 #[test]
 fn stopping_the_node_records_running_relay_sessions_with_their_last_promise() {
     use relay::client::RelayClient;

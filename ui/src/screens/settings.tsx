@@ -63,6 +63,8 @@ export function SettingsScreen() {
     } catch (e) {
       const error = e as CommandError;
       if (error.code !== "invalid_settings") {
+        // Not about the values: earlier refusals no longer apply.
+        showRefusals({}, []);
         setSaveError(error);
         return;
       }

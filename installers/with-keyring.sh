@@ -15,7 +15,8 @@ fi
 keyring_home=$(mktemp -d "${TMPDIR:-/tmp}/spare-keyring.XXXXXX")
 # WebKit (the tray app's tests) may start xdg-document-portal, which mounts a FUSE folder
 # in the runtime folder: unmount it before removing the folder.
-trap 'fusermount -u -q "$keyring_home/runtime/doc" 2>/dev/null; rm -rf "$keyring_home"' EXIT
+# (`|| true`: under `set -e` a failing command in the trap would become the exit status.)
+trap 'fusermount -u -q "$keyring_home/runtime/doc" 2>/dev/null || true; rm -rf "$keyring_home"' EXIT
 
 # Vulkan loaders and Mesa want a private runtime folder; headless machines have none.
 if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "$XDG_RUNTIME_DIR" ]; then

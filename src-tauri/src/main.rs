@@ -49,7 +49,7 @@ fn main() -> ExitCode {
         return compute::worker::main(adapter);
     }
     #[cfg(target_os = "linux")]
-    lighter_webview();
+    lighter_graphics();
     let args = Args::parse();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -127,19 +127,24 @@ fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The dashboard is a few forms and SVG charts: WebKitGTK's GPU compositing buys it
-/// nothing, and where there is no GPU driver it falls back to software OpenGL (Mesa's
-/// llvmpipe), which costs about 90 MB across the app's processes. Off on Linux unless the
-/// owner set the variable. (Changing the webview's hardware-acceleration policy after it
-/// started kills its web process, so it is set before GTK starts.)
+/// The dashboard is a few forms and SVG charts, and the tray an icon and a menu: neither
+/// needs OpenGL. Where there is no GPU driver, GTK's and WebKit's OpenGL set-up loads
+/// Mesa's software driver and LLVM: about 50 MB in the app even with the dashboard
+/// closed. So on Linux GTK's OpenGL and WebKit's composited mode are off unless the owner
+/// set the variables. (Changing the webview's hardware-acceleration policy after it
+/// started kills its web process, so this is done before GTK starts.)
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-fn lighter_webview() {
-    const VAR: &str = "WEBKIT_DISABLE_COMPOSITING_MODE";
-    if std::env::var_os(VAR).is_none() {
-        // SAFETY: called first thing in `main`, before any thread exists, so nothing can
-        // read the environment while it changes.
-        unsafe { std::env::set_var(VAR, "1") };
+fn lighter_graphics() {
+    for (var, value) in [
+        ("GDK_GL", "disable"),
+        ("WEBKIT_DISABLE_COMPOSITING_MODE", "1"),
+    ] {
+        if std::env::var_os(var).is_none() {
+            // SAFETY: called first thing in `main`, before any thread exists, so nothing
+            // can read the environment while it changes.
+            unsafe { std::env::set_var(var, value) };
+        }
     }
 }
 

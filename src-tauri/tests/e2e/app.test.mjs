@@ -586,11 +586,13 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
     const context = await isolatedHome(display, "dashboard");
     contexts.push(context);
     const { home, env, configFile } = context;
-    // The app turns WebKitGTK's composited mode off unless the owner chose (main.rs). In
-    // that mode WebKitWebDriver's screenshot command never answers once the page has
-    // changed (the window itself repaints fine): this test asks for composited mode, which
-    // the app honours. The tray test runs the app with its own choice.
+    // The app turns GTK's OpenGL and WebKitGTK's composited mode off unless the owner
+    // chose (main.rs, lighter_graphics). In that mode WebKitWebDriver's screenshot command
+    // never answers once the page has changed (the window itself repaints fine): this
+    // test asks for both on (an empty GDK_GL is no flags), which the app honours. The
+    // tray test runs the app with its own choice.
     env.WEBKIT_DISABLE_COMPOSITING_MODE = "0";
+    env.GDK_GL = "";
     const driverLog = path.join(home, "tauri-driver.log");
     context.logs = [
       ["tauri-driver, WebKitWebDriver and the app (stdout and stderr)", driverLog],

@@ -6,7 +6,7 @@
 CARGO ?= cargo
 SETUP := installers/dev-setup.sh
 
-.PHONY: run test bench setup lint ui
+.PHONY: run test bench setup lint ui package test-deb
 
 setup:
 	@$(SETUP)
@@ -43,3 +43,12 @@ lint:
 
 bench: setup ui
 	installers/with-keyring.sh $(CARGO) bench --locked -p ledger -p compute -p relay -p agent -p spare-app
+
+# Installers for this OS (Linux: .deb, .rpm and AppImage) from the `dist` profile, into
+# target/dist/bundle/. test-deb builds the .deb, installs it with dpkg, runs, quits and
+# removes it (root or sudo).
+package: setup ui
+	ui/node_modules/.bin/tauri build -- --profile dist
+
+test-deb: setup ui
+	installers/with-keyring.sh installers/test-deb.sh

@@ -737,9 +737,75 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
         `GPU after resume: ${resumed.gpu.state} (${resumed.gpu.reason})`,
       );
 
-      // 3. Settings: a new idle threshold is saved to the config file.
-      step("settings");
+      // 3. Settings. Start at login applies at once: the checkbox writes the XDG autostart
+      // entry (which starts the app minimized) and removes it again.
+      step("start at login");
       await selectTab(session, "Settings");
+      const autostartDir = path.join(env.XDG_CONFIG_HOME, "autostart");
+      const autostartFile = path.join(autostartDir, "Spare.desktop");
+      const desktopFiles = () => {
+        try {
+          return fs.readdirSync(autostartDir).filter((name) => name.endsWith(".desktop"));
+        } catch {
+          return [];
+        }
+      };
+      // The checkbox is disabled until autostart_get has answered.
+      const loginBox = "#start-at-login:not([disabled])";
+      const loginError = () =>
+        session.execute(`
+          const notice = document.getElementById("start-at-login")?.closest(".card")?.querySelector('[role="alert"]');
+          return notice ? notice.textContent : null;
+        `);
+      // What the checkbox shows, waiting for it to show `want`, then again once the
+      // screen is opened afresh (it asks autostart_get again).
+      const loginShows = async (want, why) => {
+        await waitFor(`the start-at-login checkbox to show ${want ? "on" : "off"} (${why})`, async () => {
+          const error = await loginError();
+          if (error) throw new Error(`the start-at-login card shows an error: ${error}`);
+          return (await session.property(await session.waitFor(loginBox), "checked")) === want;
+        }, { timeout: 10_000 });
+        await selectTab(session, "Status");
+        await selectTab(session, "Settings");
+        const reread = await session.property(await session.waitFor(loginBox), "checked");
+        assert.equal(reread, want, `the start-at-login checkbox shows ${want ? "on" : "off"} when Settings opens again (${why})`);
+      };
+      assert.deepEqual(desktopFiles(), [], `no autostart entry in a fresh home (${autostartDir})`);
+      await loginShows(false, "a fresh home");
+
+      await session.clickOn(loginBox);
+      await waitFor(
+        `${autostartFile} to be written`,
+        () => {
+          if (fs.existsSync(autostartFile)) return true;
+          const others = desktopFiles();
+          if (others.length > 0) throw new Error(`start at login wrote ${others.join(", ")} instead`);
+          return false;
+        },
+        { timeout: 10_000, interval: 200 },
+      );
+      const entry = fs.readFileSync(autostartFile, "utf8");
+      const exec = /^Exec=(.*)$/m.exec(entry)?.[1];
+      assert.ok(exec, `the autostart entry has an Exec= line:\n${entry}`);
+      assert.match(exec, /(^|\s)--minimized(\s|$)/, `the autostart entry starts the app minimized:\n${entry}`);
+      assert.equal(exec.split(/\s+/)[0], fs.realpathSync(APP), `the autostart entry runs this app:\n${entry}`);
+      assert.match(entry, /^Type=Application$/m, `the autostart entry is an application:\n${entry}`);
+      assert.doesNotMatch(entry, /^(Hidden=true|X-GNOME-Autostart-enabled=false)$/m, `the entry is not disabled:\n${entry}`);
+      await loginShows(true, "after turning it on");
+
+      await session.clickOn(loginBox);
+      await waitFor(`${autostartFile} to be removed`, () => !fs.existsSync(autostartFile), {
+        timeout: 10_000,
+        interval: 200,
+      }).catch((e) => {
+        const left = fs.existsSync(autostartFile) ? fs.readFileSync(autostartFile, "utf8") : "";
+        throw new Error(`${e.message}; it reads:\n${left}`);
+      });
+      assert.deepEqual(desktopFiles(), [], "no autostart entry is left");
+      await loginShows(false, "after turning it off");
+
+      // A new idle threshold is saved to the config file.
+      step("settings");
       const idleField = "#field-lending-idle_minutes";
       const before = await session.property(await session.waitFor(idleField), "value");
       const idle = before === "7" ? "9" : "7";
@@ -938,7 +1004,46 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
       }
       assert.ok(resumed, `the tray's Resume ended the pause: ${JSON.stringify(watch.last?.gpu)}`);
 
-      // Quit Spare (the last item).
+      // A second launch (as from the desktop's menu) finds the running app over D-Bus
+      // (tauri-plugin-single-instance), hands over and exits 0; the running app opens its
+      // dashboard, which it did not open at start (--minimized).
+      step("single instance");
+      const node = await watch.until("the node to answer before the second launch", (s) => s.node_id, 10_000);
+      const spareWindows = async (...flags) =>
+        (await xdotool(env, "search", ...flags, "--name", "^Spare$")).stdout.trim().split("\n").filter(Boolean);
+      const windowsBefore = await spareWindows();
+      assert.deepEqual(await spareWindows("--onlyvisible"), [], "no dashboard is shown before the second launch");
+      const secondLog = path.join(home, "second-launch.log");
+      context.logs.push(["the second launch", secondLog]);
+      const slog = fs.openSync(secondLog, "a");
+      const launched = Date.now();
+      const second = spawn(APP, ["--minimized"], { env, stdio: ["ignore", slog, slog] });
+      fs.closeSync(slog);
+      const secondEnd = await Promise.race([
+        new Promise((resolve) => second.once("exit", (code, sig) => resolve({ code, signal: sig }))),
+        sleep(15_000).then(() => null),
+      ]);
+      if (!secondEnd) signal(second.pid, "SIGKILL");
+      assert.ok(secondEnd, "the second launch exited by itself within 15 s");
+      assert.deepEqual(secondEnd, { code: 0, signal: null }, "the second launch exits with status 0");
+      const handedOver = Date.now();
+      const dashboard = await waitFor(
+        "the running app to show its dashboard (a visible window named Spare)",
+        async () => (await spareWindows("--onlyvisible")).find((id) => !windowsBefore.includes(id)),
+        { timeout: 30_000, interval: 500 },
+      );
+      console.error(
+        `# the second launch exited 0 after ${((handedOver - launched) / 1000).toFixed(1)} s; ` +
+          `the dashboard (window ${dashboard}) showed ${((Date.now() - handedOver) / 1000).toFixed(1)} s later`,
+      );
+      const owner = (await xdotool(env, "getwindowpid", dashboard)).stdout.trim();
+      assert.equal(owner, String(app.pid), "the dashboard is the first app's window");
+      assert.deepEqual(appPids(home), [app.pid], "one app runs, the first one");
+      const still = await watch.until("the node to answer after the second launch", (s) => s.node_id, 10_000);
+      assert.equal(still.node_id, node.node_id, "the same node answers after the second launch");
+      assert.equal(still.demo, true, "the node still runs in demo mode");
+
+      // Quit Spare (the last item), with the dashboard open.
       step("tray: quit");
       await openMenu();
       await keys("End", "Return");

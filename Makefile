@@ -36,8 +36,9 @@ ui:
 	npm --prefix ui ci --no-audit --no-fund
 	npm --prefix ui run build
 
-lint:
+lint: ui
 	$(CARGO) fmt --all --check
+	node .github/check-workflows.mjs
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) deny --log-level error check bans licenses sources
 

@@ -21,6 +21,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// This benchmark's figures, as JSON lines.
+const REPORT: bench_support::Reporter = bench_support::Reporter::new("node");
+
+use bench_support::proc::{children, cpu_seconds, rss_mb};
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     if !full {
@@ -56,7 +61,7 @@ mod input {
     use ed25519_dalek::SigningKey;
     use ledger::{Network, PartyId};
 
-    use super::{print_json, spare_exe};
+    use super::{REPORT, spare_exe};
 
     pub async fn input_to_yield(trials: usize) {
         let Some(xvfb) = agent::testing::Xvfb::start() else {
@@ -124,7 +129,7 @@ mod input {
             "user input → GPU yielded over {trials} trials: p50 {p50:.1} ms, p99 {p99:.1} ms; \
              owner's pause command → yielded: p50 {base50:.1} ms, p99 {base99:.1} ms"
         );
-        print_json(
+        REPORT.line(
             "input_to_yield_p50",
             p50,
             "ms",
@@ -132,7 +137,7 @@ mod input {
             base50,
             "report",
         );
-        print_json(
+        REPORT.line(
             "input_to_yield_p99",
             p99,
             "ms",
@@ -177,43 +182,6 @@ mod input {
     pub async fn input_to_yield(_trials: usize) {
         eprintln!("the input-to-yield benchmark needs X11 under Xvfb: Linux only");
     }
-}
-
-/// CPU seconds (user + system) a process has used, from /proc.
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
-/// Resident memory in MB, from /proc.
-fn rss_mb(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
-/// The direct children of `pid` (its GPU worker).
-fn children(pid: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|child| {
-            std::fs::read_to_string(format!("/proc/{child}/stat"))
-                .ok()
-                .and_then(|s| {
-                    let rest = &s[s.rfind(')')? + 2..];
-                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
-                })
-                == Some(pid)
-        })
-        .collect()
 }
 
 struct Daemon(Child);
@@ -285,7 +253,7 @@ fn daemon_resources(period: Duration) {
          and {worker_rss:.1} MB)",
         period.as_secs()
     );
-    print_json(
+    REPORT.line(
         "daemon_idle_cpu",
         idle_cpu,
         "% of a core",
@@ -293,7 +261,7 @@ fn daemon_resources(period: Duration) {
         0.2,
         "<= 0.2 %",
     );
-    print_json(
+    REPORT.line(
         "daemon_idle_rss",
         idle_rss,
         "MB",
@@ -301,7 +269,7 @@ fn daemon_resources(period: Duration) {
         40.0,
         "<= 40 MB",
     );
-    print_json(
+    REPORT.line(
         "daemon_demo_cpu",
         demo_cpu,
         "% of a core",
@@ -309,7 +277,7 @@ fn daemon_resources(period: Duration) {
         idle_cpu,
         "report",
     );
-    print_json(
+    REPORT.line(
         "daemon_demo_rss",
         demo_rss,
         "MB",
@@ -317,7 +285,7 @@ fn daemon_resources(period: Duration) {
         idle_rss,
         "report",
     );
-    print_json(
+    REPORT.line(
         "gpu_worker_demo_rss",
         worker_rss,
         "MB",
@@ -325,30 +293,4 @@ fn daemon_resources(period: Duration) {
         demo_rss,
         "report",
     );
-}
-
-fn print_json(
-    metric: &str,
-    value: f64,
-    unit: &str,
-    baseline: &str,
-    baseline_value: f64,
-    target: &str,
-) {
-    let ratio = if baseline_value == 0.0 {
-        serde_json::Value::Null
-    } else {
-        serde_json::json!(((value / baseline_value) * 1000.0).round() / 1000.0)
-    };
-    let line = serde_json::json!({
-        "bench": "node",
-        "metric": metric,
-        "value": (value * 1000.0).round() / 1000.0,
-        "unit": unit,
-        "baseline": baseline,
-        "baseline_value": (baseline_value * 1000.0).round() / 1000.0,
-        "ratio": ratio,
-        "target": target,
-    });
-    println!("{line}");
 }

@@ -23,6 +23,9 @@ use compute::manifest::{self, Job};
 use compute::slicing::Budget;
 use compute::supervisor::{Outcome, RunnerConfig, Supervisor};
 
+/// This benchmark's figures, as JSON lines.
+const REPORT: bench_support::Reporter = bench_support::Reporter::new("gpu_runner");
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     if !full {
@@ -67,7 +70,7 @@ fn main() {
     // The first runs compile and learn the kernel's speed: warm figures only.
     let raw = median_of(&mut raw_times[5..].to_vec());
     let runner = median_of(&mut runner_times[5..].to_vec());
-    print_json(
+    REPORT.line(
         "job_overhead_small",
         ms(runner),
         "ms",
@@ -87,7 +90,7 @@ fn main() {
             .unwrap();
         assert!(matches!(outcome, Outcome::Done(_)));
     });
-    print_json(
+    REPORT.line(
         "job_worker_round_trip_small",
         ms(via_worker),
         "ms",
@@ -116,7 +119,7 @@ fn main() {
     }
     runs.sort();
     let sliced = runs[1];
-    print_json(
+    REPORT.line(
         "slicing_overhead_long_job",
         ms(sliced),
         "ms",
@@ -173,7 +176,7 @@ fn main() {
         return;
     }
     let p = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
-    print_json(
+    REPORT.line(
         "yield_latency_p50",
         ms(p(0.5)),
         "ms",
@@ -181,7 +184,7 @@ fn main() {
         10.0,
         "report",
     );
-    print_json(
+    REPORT.line(
         "yield_latency_p99",
         ms(p(0.99)),
         "ms",
@@ -234,25 +237,4 @@ fn median(reps: usize, mut f: impl FnMut()) -> Duration {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-fn print_json(
-    metric: &str,
-    value: f64,
-    unit: &str,
-    baseline: &str,
-    baseline_value: f64,
-    target: &str,
-) {
-    let line = serde_json::json!({
-        "bench": "gpu_runner",
-        "metric": metric,
-        "value": (value * 1000.0).round() / 1000.0,
-        "unit": unit,
-        "baseline": baseline,
-        "baseline_value": (baseline_value * 1000.0).round() / 1000.0,
-        "ratio": ((value / baseline_value) * 1000.0).round() / 1000.0,
-        "target": target,
-    });
-    println!("{line}");
 }

@@ -23,6 +23,9 @@ const YEAR_MS: i64 = 365 * 86_400_000;
 const START_MS: i64 = 1_735_689_600_000; // 2025-01-01T00:00Z
 const BATCH: usize = 1_000;
 
+/// This benchmark's figures, as JSON lines.
+const REPORT: bench_support::Reporter = bench_support::Reporter::new("ledger");
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let n: usize = std::env::var("LEDGER_BENCH_ENTRIES")
@@ -51,7 +54,7 @@ fn main() {
         ledger.append_batch(batch).unwrap();
     }
     let append_rate = n as f64 / started.elapsed().as_secs_f64();
-    print_json(
+    REPORT.line(
         "append_batched",
         append_rate,
         "entries/s",
@@ -69,7 +72,7 @@ fn main() {
     }
     let signed_rate = n as f64 / started.elapsed().as_secs_f64();
     drop(checked);
-    print_json(
+    REPORT.line(
         "append_signed_batched",
         signed_rate,
         "entries/s",
@@ -90,7 +93,7 @@ fn main() {
     let verify_secs = started.elapsed().as_secs_f64();
     assert!(report.problem.is_none(), "{report:?}");
     assert_eq!(report.signatures, n as u64);
-    print_json(
+    REPORT.line(
         "verify_signatures",
         n as f64 / verify_secs,
         "signatures/s",
@@ -122,7 +125,7 @@ fn main() {
             .unwrap();
         stmt.query_map([], |_| Ok(())).unwrap().count()
     });
-    print_json(
+    REPORT.line(
         "earnings_by_day_1y",
         rollup_ms,
         "ms",
@@ -228,25 +231,4 @@ fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> f64 {
         .unwrap_or(Duration::ZERO)
         .as_secs_f64()
         * 1_000.0
-}
-
-fn print_json(
-    metric: &str,
-    value: f64,
-    unit: &str,
-    baseline: &str,
-    baseline_value: f64,
-    target: &str,
-) {
-    let line = serde_json::json!({
-        "bench": "ledger",
-        "metric": metric,
-        "value": (value * 100.0).round() / 100.0,
-        "unit": unit,
-        "baseline": baseline,
-        "baseline_value": (baseline_value * 100.0).round() / 100.0,
-        "ratio": ((value / baseline_value) * 1000.0).round() / 1000.0,
-        "target": target,
-    });
-    println!("{line}");
 }

@@ -32,6 +32,9 @@ fn loopback() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
+/// This benchmark's figures, as JSON lines.
+const REPORT: bench_support::Reporter = bench_support::Reporter::new("relay");
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     if !full {
@@ -77,7 +80,7 @@ async fn run(full: bool) {
     // The baseline runs again after the relay and its better figure counts, so that
     // warm-up or a noisy neighbour cannot flatter the ratio.
     let direct = direct.max(direct_quinn_goodput(bytes).await);
-    print_json(
+    REPORT.line(
         "goodput_tcp_egress",
         relayed,
         "MB/s",
@@ -85,7 +88,7 @@ async fn run(full: bool) {
         direct,
         ">= 0.8",
     );
-    print_json(
+    REPORT.line(
         "cpu_per_gb_relayed",
         cpu / (bytes as f64 / 1e9),
         "CPU-s/GB",
@@ -114,7 +117,7 @@ async fn run(full: bool) {
     send.finish().unwrap();
     assert_eq!(got_rx.await.unwrap(), bytes);
     let peer = mb_per_s(bytes, started.elapsed().as_secs_f64());
-    print_json(
+    REPORT.line(
         "goodput_peer_relay",
         peer,
         "MB/s",
@@ -141,7 +144,7 @@ async fn run(full: bool) {
     ] {
         let relayed = percentile(&mut relayed_rtt, q);
         let base = percentile(&mut direct_rtt.clone(), q);
-        print_json(
+        REPORT.line(
             name,
             ms(relayed.saturating_sub(base)),
             "ms",
@@ -163,7 +166,7 @@ async fn run(full: bool) {
         "not every idle client stayed connected"
     );
     let per_client = (rss_after.saturating_sub(rss_before)) as f64 / idle_clients as f64 / 1024.0;
-    print_json(
+    REPORT.line(
         "memory_per_idle_client",
         per_client,
         "KiB",
@@ -378,23 +381,4 @@ fn rss_bytes() -> u64 {
                 .and_then(|kb| kb.parse::<u64>().ok())
         })
         .map_or(0, |kb| kb * 1024)
-}
-
-fn print_json(
-    metric: &str,
-    value: f64,
-    unit: &str,
-    baseline: &str,
-    baseline_value: f64,
-    target: &str,
-) {
-    let ratio = if baseline_value > 0.0 {
-        value / baseline_value
-    } else {
-        0.0
-    };
-    println!(
-        "{{\"bench\":\"relay\",\"metric\":\"{metric}\",\"value\":{:.3},\"unit\":\"{unit}\",\"baseline\":\"{baseline}\",\"baseline_value\":{:.3},\"ratio\":{:.3},\"target\":\"{target}\"}}",
-        value, baseline_value, ratio
-    );
 }

@@ -26,6 +26,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// This benchmark's figures, as JSON lines.
+const REPORT: bench_support::Reporter = bench_support::Reporter::new("app");
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     if !full {
@@ -41,6 +44,8 @@ fn main() {
 
 #[cfg(target_os = "linux")]
 mod linux {
+    use bench_support::proc::{command_line, cpu_seconds, descendants, pss_mb, rss_mb};
+
     use super::*;
 
     /// What one phase measured.
@@ -77,7 +82,7 @@ mod linux {
                 open.cpu,
                 open.worker_rss.max(tray.worker_rss)
             );
-            print_json(
+            REPORT.line(
                 &format!("app_{mode}_tray_rss"),
                 tray.rss,
                 "MB",
@@ -85,7 +90,7 @@ mod linux {
                 150.0,
                 "<= 150 MB",
             );
-            print_json(
+            REPORT.line(
                 &format!("app_{mode}_dashboard_pss"),
                 open.pss,
                 "MB",
@@ -93,7 +98,7 @@ mod linux {
                 150.0,
                 "<= 150 MB",
             );
-            print_json(
+            REPORT.line(
                 &format!("app_{mode}_dashboard_rss_sum"),
                 open.rss,
                 "MB",
@@ -101,7 +106,7 @@ mod linux {
                 open.pss,
                 "report",
             );
-            print_json(
+            REPORT.line(
                 &format!("app_{mode}_tray_cpu"),
                 tray.cpu,
                 "% of a core",
@@ -109,7 +114,7 @@ mod linux {
                 0.0,
                 "report",
             );
-            print_json(
+            REPORT.line(
                 &format!("app_{mode}_dashboard_cpu"),
                 open.cpu,
                 "% of a core",
@@ -118,7 +123,7 @@ mod linux {
                 "report",
             );
             if demo {
-                print_json(
+                REPORT.line(
                     "gpu_worker_demo_rss",
                     open.worker_rss.max(tray.worker_rss),
                     "MB",
@@ -240,12 +245,6 @@ mod linux {
         panic!("the app started no WebKit process within 60 s");
     }
 
-    fn command_line(pid: u32) -> String {
-        std::fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-            .unwrap_or_default()
-    }
-
     /// The app and its WebKit processes: everything under it but GPU workers.
     fn app_processes(pid: u32) -> Vec<u32> {
         let mut all = vec![pid];
@@ -262,83 +261,5 @@ mod linux {
             .into_iter()
             .filter(|p| command_line(*p).contains(compute::worker::WORKER_ARG))
             .collect()
-    }
-
-    fn descendants(pid: u32) -> Vec<u32> {
-        let mut out = Vec::new();
-        let mut frontier = vec![pid];
-        while let Some(parent) = frontier.pop() {
-            let Ok(entries) = std::fs::read_dir("/proc") else {
-                break;
-            };
-            for entry in entries.flatten() {
-                let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                    continue;
-                };
-                if parent_of(child) == Some(parent) {
-                    out.push(child);
-                    frontier.push(child);
-                }
-            }
-        }
-        out
-    }
-
-    fn stat_fields(pid: u32) -> Option<Vec<String>> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // Fields after the command name, which is in parentheses and may hold spaces.
-        let rest = &stat[stat.rfind(')')? + 2..];
-        Some(rest.split_whitespace().map(str::to_owned).collect())
-    }
-
-    fn parent_of(pid: u32) -> Option<u32> {
-        stat_fields(pid)?.get(1)?.parse().ok()
-    }
-
-    fn cpu_seconds(pid: u32) -> Option<f64> {
-        let fields = stat_fields(pid)?;
-        let ticks: f64 =
-            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-        Some(ticks / 100.0)
-    }
-
-    fn status_kb(path: &str, key: &str) -> Option<f64> {
-        let text = std::fs::read_to_string(path).ok()?;
-        let line = text.lines().find(|l| l.starts_with(key))?;
-        line.split_whitespace().nth(1)?.parse().ok()
-    }
-
-    fn rss_mb(pid: u32) -> Option<f64> {
-        Some(status_kb(&format!("/proc/{pid}/status"), "VmRSS:")? / 1024.0)
-    }
-
-    fn pss_mb(pid: u32) -> Option<f64> {
-        Some(status_kb(&format!("/proc/{pid}/smaps_rollup"), "Pss:")? / 1024.0)
-    }
-
-    fn print_json(
-        metric: &str,
-        value: f64,
-        unit: &str,
-        baseline: &str,
-        baseline_value: f64,
-        target: &str,
-    ) {
-        let ratio = if baseline_value == 0.0 {
-            serde_json::Value::Null
-        } else {
-            serde_json::json!(((value / baseline_value) * 1000.0).round() / 1000.0)
-        };
-        let line = serde_json::json!({
-            "bench": "app",
-            "metric": metric,
-            "value": (value * 1000.0).round() / 1000.0,
-            "unit": unit,
-            "baseline": baseline,
-            "baseline_value": (baseline_value * 1000.0).round() / 1000.0,
-            "ratio": ratio,
-            "target": target,
-        });
-        println!("{line}");
     }
 }

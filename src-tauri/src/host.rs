@@ -145,7 +145,7 @@ impl Host {
         Ok(node)
     }
 
-    /// Stops the node and starts it again with `config` (already saved).
+    /// Stops the node and starts it again with the config on disk (just saved).
     pub fn restart(&self) {
         self.stop("the node is restarting with the new settings");
         self.start();

@@ -328,9 +328,9 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 }
 
 fn key_store(cli: &Cli, config: &Config) -> KeyStore {
-    match cli.key_file.clone().or(config.node.key_file.clone()) {
+    match cli.key_file.clone() {
         Some(path) => KeyStore::File(path),
-        None => KeyStore::Keyring,
+        None => KeyStore::for_config(config),
     }
 }
 

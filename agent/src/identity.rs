@@ -32,6 +32,16 @@ pub enum KeyStore {
     File(PathBuf),
 }
 
+impl KeyStore {
+    /// Where `config` keeps the key: its `node.key_file`, else the OS keyring.
+    pub fn for_config(config: &crate::config::Config) -> KeyStore {
+        match &config.node.key_file {
+            Some(path) => KeyStore::File(path.clone()),
+            None => KeyStore::Keyring,
+        }
+    }
+}
+
 impl fmt::Display for KeyStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -85,7 +85,7 @@ pub async fn diagnostics(host: State<'_, Arc<Host>>) -> Result<Vec<Check>, Comma
         let config = loaded.clone().unwrap_or_default();
         Ok(agent::doctor::run(
             loaded.as_ref().map_err(ToString::to_string),
-            &Host::key_store(&config),
+            &agent::identity::KeyStore::for_config(&config),
             &host.launch().data_dir,
         ))
     })

@@ -90,21 +90,9 @@ impl Host {
         )?)
     }
 
-    /// Where the node keeps the key, as the config says.
-    pub fn key_store(config: &Config) -> KeyStore {
-        match &config.node.key_file {
-            Some(path) => KeyStore::File(path.clone()),
-            None => KeyStore::Keyring,
-        }
-    }
-
-    /// The ledger file the node writes, as the node chooses it.
+    /// The ledger file the node writes.
     pub fn ledger_path(&self, config: &Config) -> PathBuf {
-        config
-            .node
-            .ledger
-            .clone()
-            .unwrap_or_else(|| self.launch.data_dir.join("ledger.sqlite3"))
+        agent::node::ledger_path(config, &self.launch.data_dir)
     }
 
     /// Starts the node with the config on disk. Blocking: call from a blocking thread
@@ -127,7 +115,7 @@ impl Host {
     }
 
     fn start_with(&self, config: Config) -> Result<Node, Down> {
-        let (identity, _) = identity::load_or_create(&Self::key_store(&config))
+        let (identity, _) = identity::load_or_create(&KeyStore::for_config(&config))
             .map_err(|e| Down::Key(format!("Spare cannot read its node key. {e}")))?;
         let mut options = NodeOptions::new(
             config,

@@ -503,6 +503,16 @@ fn relay_config(options: &NodeOptions, network: &str) -> anyhow::Result<NodeConf
     Ok(relay)
 }
 
+/// The ledger a node with `config` and `data_dir` writes: `node.ledger`, else
+/// `ledger.sqlite3` in the data folder.
+pub fn ledger_path(config: &Config, data_dir: &Path) -> PathBuf {
+    config
+        .node
+        .ledger
+        .clone()
+        .unwrap_or_else(|| data_dir.join("ledger.sqlite3"))
+}
+
 impl Node {
     /// Starts the node on the current tokio runtime.
     pub async fn start(mut options: NodeOptions) -> Result<Node, StartError> {
@@ -511,11 +521,7 @@ impl Node {
         let config = options.config.clone();
         let schedule = Schedule::parse(&config.lending.schedule)
             .map_err(|e| anyhow::anyhow!("lending.schedule: {e}"))?;
-        let ledger_path = config
-            .node
-            .ledger
-            .clone()
-            .unwrap_or_else(|| options.data_dir.join("ledger.sqlite3"));
+        let ledger_path = ledger_path(&config, &options.data_dir);
         // Opening it now reports a damaged or newer ledger before anything runs.
         Ledger::open(&ledger_path)
             .with_context(|| format!("opening the ledger {}", ledger_path.display()))?;

@@ -24,12 +24,14 @@ run: setup ui
 
 # Benchmarks run first at a small size (so they cannot rot), then every test; both inside
 # a private D-Bus session with an unlocked GNOME Keyring and a private XDG_RUNTIME_DIR.
+# Last, the debug build is packaged as a .deb, installed with dpkg, run and removed.
 test: setup ui lint
 	installers/with-keyring.sh $(CARGO) test --workspace --locked --bench '*'
 	installers/with-keyring.sh $(CARGO) test --workspace --lib --bins --tests --locked
 	npm --prefix ui test
 	$(CARGO) build --locked -p spare-app -p agent
 	installers/with-keyring.sh node --test src-tauri/tests/e2e/
+	installers/with-keyring.sh installers/test-deb.sh --debug
 
 # The dashboard's build (ui/dist), which the tray app embeds when it compiles.
 ui:

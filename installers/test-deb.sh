@@ -4,10 +4,11 @@
 # run inside installers/with-keyring.sh (the app wants a session bus). Prints the
 # package's size and the time from `dpkg -i` to the dashboard showing as JSON lines.
 #
-#   installers/with-keyring.sh installers/test-deb.sh [path/to/spare.deb]
+#   installers/with-keyring.sh installers/test-deb.sh [--debug] [path/to/spare.deb]
 #
-# Without an argument it builds the package first (`tauri build --bundles deb`, the
-# `dist` profile: about 10 minutes from a cold target/ on 2 cores).
+# Without a package path it builds the package first: by default as shipped (`tauri
+# build --bundles deb`, the `dist` profile: about 10 minutes from a cold target/ on 2
+# cores); with --debug from the debug build `make test` has already made (a minute).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,11 +18,25 @@ fail() { log "FAIL: $*"; exit 1; }
 sudo=()
 [ "$(id -u)" -eq 0 ] || sudo=(sudo)
 
+profile=dist
+if [ "${1:-}" = --debug ]; then
+  profile=debug
+  shift
+fi
 deb=${1:-}
 if [ -z "$deb" ]; then
-  log "building the .deb"
-  ui/node_modules/.bin/tauri build --bundles deb -- --profile dist >&2
-  deb=$(ls -t target/dist/bundle/deb/*.deb | head -1)
+  log "building the .deb ($profile profile)"
+  if [ "$profile" = debug ]; then
+    # The shipped package's recipe with the debug binaries in it: the same files,
+    # dependencies, desktop entry and unit, so dpkg sees what users get.
+    ui/node_modules/.bin/tauri build --debug --bundles deb --config '{
+      "build": {"beforeBuildCommand": "npm run build && cargo build --locked -p agent"},
+      "bundle": {"linux": {"deb": {"files": {"/usr/bin/spare": "../target/debug/spare"}}}}
+    }' >&2
+  else
+    ui/node_modules/.bin/tauri build --bundles deb -- --profile dist >&2
+  fi
+  deb=$(ls -t "target/$profile/bundle/deb/"*.deb | head -1)
 fi
 [ -f "$deb" ] || fail "no package at $deb"
 package=$(dpkg-deb -f "$deb" Package)
@@ -45,7 +60,7 @@ export HOME=$home XDG_CONFIG_HOME=$home/.config XDG_DATA_HOME=$home/.local/share
 mkdir -p "$XDG_CONFIG_HOME/spare" "$XDG_DATA_HOME/spare"
 chmod 700 "$XDG_DATA_HOME/spare"
 port=$((30000 + RANDOM % 20000))
-printf '[node]\nkey_file = "%s"\n\n[relay]\nport = %d\n' \
+printf '[node]\nkey_file = "%s"\n\n[relay]\nport = %d\n\n[updates]\ncheck = false\n' \
   "$XDG_DATA_HOME/spare/node.key" "$port" >"$XDG_CONFIG_HOME/spare/config.toml"
 
 exec 3< <(Xvfb -displayfd 1 -screen 0 1280x800x24 -nolisten tcp 2>"$home/xvfb.log" & echo "pid $!")

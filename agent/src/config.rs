@@ -29,6 +29,8 @@ pub struct Config {
     pub bandwidth: BandwidthConfig,
     /// The relay node.
     pub relay: RelayConfig,
+    /// Update checks (the tray app's; `spare daemon` ignores them).
+    pub updates: UpdatesConfig,
 }
 
 /// Where the relay node may send its clients' traffic.
@@ -162,6 +164,57 @@ impl Default for BandwidthConfig {
             daily_quota_mb: 0,
             monthly_quota_gb: 0,
         }
+    }
+}
+
+/// `[updates]`: whether and where the tray app looks for a newer Spare. It only tells
+/// the owner; installing waits for their click. Headless installs update with their
+/// package manager, so `spare daemon` reads none of this.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpdatesConfig {
+    /// Check at start and once a day, and notify when a newer Spare is out.
+    pub check: bool,
+    /// The update manifest's address instead of the one Spare was built with (a mirror).
+    /// Updates are installed only when signed with Spare's release key, whatever serves
+    /// them.
+    pub endpoint: Option<String>,
+}
+
+impl Default for UpdatesConfig {
+    fn default() -> Self {
+        Self {
+            check: true,
+            endpoint: None,
+        }
+    }
+}
+
+/// Why `endpoint` cannot be an update manifest's address, if it cannot: it must be an
+/// `https://` URL, or `http://` to this machine only (a local mirror or a test).
+pub fn endpoint_problem(endpoint: &str) -> Option<String> {
+    const LIKE: &str = "give a URL like \"https://example.org/spare/latest.json\"";
+    let Some((scheme, rest)) = endpoint.split_once("://") else {
+        return Some(format!("{endpoint:?} is not a URL: {LIKE}"));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match scheme {
+        _ if host.is_empty() => Some(format!("{endpoint:?} names no host: {LIKE}")),
+        "https" => None,
+        "http" if loopback => None,
+        "http" => Some(format!(
+            "{endpoint:?} is plain http: use https (plain http is allowed only to this machine)"
+        )),
+        _ => Some(format!("{endpoint:?} is not an https URL: {LIKE}")),
     }
 }
 
@@ -420,6 +473,13 @@ impl Config {
                 });
             }
         }
+        if let Some(why) = self.updates.endpoint.as_deref().and_then(endpoint_problem) {
+            out.push(Problem {
+                key: Some("updates.endpoint".into()),
+                line: locate(text, "updates", "endpoint"),
+                message: why,
+            });
+        }
         for (key, path) in [
             ("ledger", &self.node.ledger),
             ("key_file", &self.node.key_file),
@@ -522,6 +582,34 @@ mod tests {
                 "the example does not document `{line}`"
             );
         }
+    }
+
+    #[test]
+    fn update_endpoints_must_be_https_or_this_machine() {
+        for good in [
+            "https://example.org/spare/latest.json",
+            "https://user@example.org:8443/x",
+            "http://127.0.0.1:8080/latest.json",
+            "http://localhost/latest.json",
+            "http://[::1]:9000/latest.json",
+        ] {
+            assert_eq!(endpoint_problem(good), None, "{good}");
+        }
+        for (bad, says) in [
+            ("http://example.org/latest.json", "plain http"),
+            ("http://192.168.1.2/latest.json", "plain http"),
+            ("ftp://example.org/latest.json", "not an https URL"),
+            ("example.org/latest.json", "not a URL"),
+            ("https:///latest.json", "names no host"),
+        ] {
+            let why = endpoint_problem(bad).unwrap_or_default();
+            assert!(why.contains(says), "{bad}: {why}");
+        }
+        let problems =
+            Config::parse("[updates]\ncheck = false\nendpoint = \"http://example.org/\"\n")
+                .unwrap_err();
+        assert_eq!(problems[0].key.as_deref(), Some("updates.endpoint"));
+        assert_eq!(problems[0].line, Some(3));
     }
 
     #[test]

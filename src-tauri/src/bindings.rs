@@ -24,6 +24,7 @@ pub fn export(dir: &Path) -> Result<(), ExportError> {
     agent::ledger_view::EntryView::export_all(&cfg)?;
     ledger::VerifyReport::export_all(&cfg)?;
     crate::error::CommandError::export_all(&cfg)?;
+    crate::updates::UpdateCheck::export_all(&cfg)?;
     Ok(())
 }
 

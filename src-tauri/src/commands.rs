@@ -17,6 +17,7 @@ use tauri_plugin_autostart::ManagerExt as _;
 
 use crate::error::CommandError;
 use crate::host::Host;
+use crate::updates::{self, UpdateCheck, Updates};
 
 /// Runs `work` on a blocking thread and waits for it.
 async fn blocking<T: Send + 'static>(
@@ -190,10 +191,19 @@ pub async fn settings_set(
 ) -> Result<Config, CommandError> {
     let host = self::host(&host);
     blocking(move || {
-        if host.config().ok().as_ref() == Some(&config) {
+        let before = host.config().ok();
+        if before.as_ref() == Some(&config) {
             return Ok(config);
         }
         config.save(&host.launch().config_path)?;
+        // The node reads everything but [updates]: a change there alone needs no restart.
+        let node_part = |c: &Config| Config {
+            updates: Default::default(),
+            ..c.clone()
+        };
+        if before.as_ref().map(node_part) == Some(node_part(&config)) {
+            return host.config();
+        }
         host.restart();
         if let Err(CommandError::NodeUnavailable { message }) = host.handle() {
             return Err(CommandError::node_unavailable(format!(
@@ -236,4 +246,23 @@ pub async fn autostart_set(app: AppHandle, enabled: bool) -> Result<bool, Comman
     launcher.is_enabled().map_err(|e| CommandError::IoError {
         message: format!("cannot read the start-at-login setting: {e}"),
     })
+}
+
+/// Asks the release server whether a newer Spare is out.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn update_check(
+    app: AppHandle,
+    host: State<'_, Arc<Host>>,
+    updates: State<'_, Arc<Updates>>,
+) -> Result<UpdateCheck, CommandError> {
+    updates::check(&app, &host, &updates).await
+}
+
+/// Installs the update the last check offered (signature checked), then restarts Spare.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn update_install(
+    app: AppHandle,
+    updates: State<'_, Arc<Updates>>,
+) -> Result<(), CommandError> {
+    updates::install(&app, &updates).await
 }

@@ -35,6 +35,12 @@ pub enum CommandError {
         /// Why.
         message: String,
     },
+    /// An update check or install failed; nothing was installed.
+    #[error("{message}")]
+    UpdateError {
+        /// What failed, and what to do.
+        message: String,
+    },
     /// Anything else (a bug: the message says what).
     #[error("{message}")]
     Internal {

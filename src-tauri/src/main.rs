@@ -15,6 +15,7 @@ mod error;
 mod host;
 mod pump;
 mod tray;
+mod updates;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -71,6 +72,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         demo: args.demo,
     };
     let host = Host::new(launch);
+    let updates = Arc::new(updates::Updates::default());
     let minimized = args.minimized;
     let app = tauri::Builder::default()
         // First: a second launch only shows the running app's dashboard.
@@ -82,7 +84,9 @@ fn run(args: Args) -> anyhow::Result<()> {
             Some(vec!["--minimized"]),
         ))
         .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_updater::Builder::new().build())
         .manage(Arc::clone(&host))
+        .manage(Arc::clone(&updates))
         .invoke_handler(tauri::generate_handler![
             commands::status,
             commands::pause,
@@ -97,6 +101,8 @@ fn run(args: Args) -> anyhow::Result<()> {
             commands::running_processes,
             commands::autostart_get,
             commands::autostart_set,
+            commands::update_check,
+            commands::update_install,
         ])
         .setup(move |app| {
             let handle = app.handle().clone();
@@ -110,6 +116,11 @@ fn run(args: Args) -> anyhow::Result<()> {
                 let _ = tauri::async_runtime::spawn_blocking(move || starting.start()).await;
             });
             tauri::async_runtime::spawn(pump::run(handle.clone(), Arc::clone(&host)));
+            tauri::async_runtime::spawn(updates::watch(
+                handle.clone(),
+                Arc::clone(&host),
+                Arc::clone(&updates),
+            ));
             stop_on_signals(handle);
             Ok(())
         })

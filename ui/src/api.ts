@@ -13,6 +13,7 @@ import type { PauseTarget } from "./bindings/PauseTarget";
 import type { Period } from "./bindings/Period";
 import type { Report } from "./bindings/Report";
 import type { Status } from "./bindings/Status";
+import type { UpdateCheck } from "./bindings/UpdateCheck";
 import type { VerifyReport } from "./bindings/VerifyReport";
 
 /** The event the app emits with the new Status whenever the node's status changes. */
@@ -23,6 +24,7 @@ const CODES: ReadonlyArray<CommandError["code"]> = [
   "invalid_settings",
   "ledger_error",
   "io_error",
+  "update_error",
   "internal",
 ];
 
@@ -109,4 +111,17 @@ export function autostartGet(): Promise<boolean> {
 
 export function autostartSet(enabled: boolean): Promise<boolean> {
   return call("autostart_set", { enabled });
+}
+
+/** Asks the update server (the saved `[updates]` endpoint, or Spare's own) for a newer Spare. */
+export function updateCheck(): Promise<UpdateCheck> {
+  return call("update_check");
+}
+
+/**
+ * Downloads, checks the signature of and installs the newer Spare; on success the app
+ * restarts into it, so the promise may never settle.
+ */
+export function updateInstall(): Promise<void> {
+  return call("update_install");
 }

@@ -1,7 +1,8 @@
 //! The settings form's values and their checks. The checks mirror the node's own
-//! (agent/src/config.rs, the schedule rule and relay allow-rule parsers) with the same
-//! messages, so a value is refused here for the same reason the node would refuse it;
-//! the node still checks everything again when the settings are saved.
+//! (agent/src/config.rs, the schedule rule and relay allow-rule parsers, the update
+//! endpoint rule) with the same messages, so a value is refused here for the same
+//! reason the node would refuse it; the node still checks everything again when the
+//! settings are saved.
 
 import type { Config } from "./bindings/Config";
 import type { EgressMode } from "./bindings/EgressMode";
@@ -32,6 +33,9 @@ export type Draft = {
   "relay.price_per_gib": string;
   /** One address a line. */
   "relay.public_addresses": string;
+  "updates.check": boolean;
+  /** Empty means Spare's release server. */
+  "updates.endpoint": string;
 };
 
 export type FieldKey = keyof Draft;
@@ -62,6 +66,8 @@ export function draftOf(config: Config): Draft {
     "relay.allow": config.relay.allow.join("\n"),
     "relay.price_per_gib": String(config.relay.price_per_gib),
     "relay.public_addresses": config.relay.public_addresses.join("\n"),
+    "updates.check": config.updates.check,
+    "updates.endpoint": config.updates.endpoint ?? "",
   };
 }
 
@@ -110,6 +116,9 @@ export function parseDraft(d: Draft): { config: Config; refusals: null } | { con
       refuse("relay.public_addresses", `"${address}" is not an address: use ip:port, e.g. "203.0.113.7:4433"`);
     }
   }
+  const endpoint = d["updates.endpoint"].trim() || null;
+  const endpointWhy = endpoint === null ? null : endpointProblem(endpoint);
+  if (endpointWhy) refuse("updates.endpoint", endpointWhy);
 
   const config: Config = {
     node: {
@@ -143,6 +152,7 @@ export function parseDraft(d: Draft): { config: Config; refusals: null } | { con
       price_per_gib: price("relay.price_per_gib"),
       public_addresses: addresses,
     },
+    updates: { check: d["updates.check"], endpoint },
   };
   return Object.keys(refusals).length === 0 ? { config, refusals: null } : { config: null, refusals };
 }
@@ -249,6 +259,42 @@ export function allowRuleProblem(rule: string): string | null {
     if (low > high) return `"${rule}": port range ${low}-${high} is backwards`;
   }
   return null;
+}
+
+// Update endpoints, as agent/src/config.rs's endpoint_problem reads them.
+
+const ENDPOINT_EXAMPLE = 'give a URL like "https://example.org/spare/latest.json"';
+
+/**
+ * Why `endpoint` cannot be an update manifest's address, or null when it can: an
+ * `https://` URL, or `http://` to this machine only (a local mirror or a test).
+ */
+export function endpointProblem(endpoint: string): string | null {
+  const sep = endpoint.indexOf("://");
+  if (sep < 0) return `"${endpoint}" is not a URL: ${ENDPOINT_EXAMPLE}`;
+  const scheme = endpoint.slice(0, sep);
+  const authority = endpoint.slice(sep + 3).split(/[/?#]/)[0];
+  const hostPort = authority.slice(authority.lastIndexOf("@") + 1);
+  const host = hostPort.startsWith("[") ? hostPort.slice(1).split("]")[0] : hostPort.split(":")[0];
+  if (host === "") return `"${endpoint}" names no host: ${ENDPOINT_EXAMPLE}`;
+  if (scheme === "https") return null;
+  if (scheme === "http") {
+    return isLoopback(host) ? null : `"${endpoint}" is plain http: use https (plain http is allowed only to this machine)`;
+  }
+  return `"${endpoint}" is not an https URL: ${ENDPOINT_EXAMPLE}`;
+}
+
+/** `localhost`, 127.x.x.x or ::1 (in any of its spellings), as Rust's IpAddr::is_loopback says. */
+function isLoopback(host: string): boolean {
+  if (host === "localhost") return true;
+  if (isIpv4(host)) return host.startsWith("127.");
+  if (!host.includes(":")) return false;
+  try {
+    // The URL parser writes an IPv6 address in its shortest form.
+    return new URL(`http://[${host}]/`).hostname === "[::1]";
+  } catch {
+    return false;
+  }
 }
 
 function isIpv4(text: string): boolean {

@@ -9,6 +9,7 @@ const HEADLINES: Record<CommandError["code"], string> = {
   invalid_settings: "Some settings were refused. Each reason is shown next to its field.",
   ledger_error: "The earnings ledger could not be read. Your entries are not changed.",
   io_error: "A file could not be read or written.",
+  update_error: "Update failed: Spare could not check for a new version or install it.",
   internal: "Something went wrong inside Spare.",
 };
 

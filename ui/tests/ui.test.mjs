@@ -73,7 +73,7 @@ describe("dashboard", { timeout: 300_000 }, () => {
 
   for (const colorScheme of ["light", "dark"]) {
     it(`renders every screen readably in the ${colorScheme} theme`, async () => {
-      const page = await open({ colorScheme, mock: { status: "paused" } });
+      const page = await open({ colorScheme, mock: { status: "paused", update: "available" } });
       const suffix = colorScheme === "light" ? "" : "-dark";
       const screens = [
         ["Status", '[data-testid="gpu-card"] .badge'],
@@ -87,6 +87,8 @@ describe("dashboard", { timeout: 300_000 }, () => {
         if (tab === "Status") await page.getByRole("button", { name: "Check now" }).click();
         if (tab === "Status") await page.waitForSelector('[data-testid="checks"]');
         if (tab === "Settings") await page.getByRole("radio", { name: /Open egress/ }).check();
+        if (tab === "Settings") await page.locator("#update-check").click();
+        if (tab === "Settings") await page.waitForSelector("#update-notes");
         assert.equal(await page.locator(`#panel-${tab.toLowerCase()} h2`).first().innerText(), tab);
         assert.deepEqual(await lowContrast(page), [], `${tab} (${colorScheme}) has text under 4.5:1`);
         await page.screenshot({ path: join(SCREENSHOTS, `${tab.toLowerCase()}${suffix}.png`), fullPage: true });
@@ -329,6 +331,11 @@ describe("dashboard", { timeout: 300_000 }, () => {
       ["relay.allow", "example.com", "expected host:ports"],
       ["relay.allow", "example.com:0", '"0" is not a port (1 to 65535)'],
       ["relay.public_addresses", "example.com:4433", '"example.com:4433" is not an address'],
+      ["updates.endpoint", "http://192.168.1.2/latest.json", "is plain http: use https"],
+      ["updates.endpoint", "ftp://example.org/latest.json", "is not an https URL"],
+      ["updates.endpoint", "example.org/latest.json", '"example.org/latest.json" is not a URL'],
+      ["updates.endpoint", "https:///latest.json", "names no host"],
+      ["updates.endpoint", "http://127.0.0.1.example.org/", "is plain http"],
     ];
     for (const [key, bad, reason] of cases) {
       const id = `#field-${key.replace(".", "-")}`;
@@ -393,6 +400,7 @@ describe("dashboard", { timeout: 300_000 }, () => {
         price_per_gib: 2000,
         public_addresses: ["203.0.113.7:4433", "[2001:db8::1]:4433"],
       },
+      updates: { check: true, endpoint: null },
     });
     assert.equal(await page.locator(".field-error").count(), 0);
   });
@@ -407,6 +415,7 @@ describe("dashboard", { timeout: 300_000 }, () => {
             problems: [
               { key: "relay.port", line: 61, message: "4433 is in use by another program" },
               { key: "lending.schedule", line: 24, message: '"Sat,Sun": overlaps another rule' },
+              { key: "updates.endpoint", line: 70, message: '"http://mirror.lan/" is plain http: use https' },
               { key: null, line: 3, message: "the file changed on disk while saving" },
             ],
           },
@@ -418,8 +427,9 @@ describe("dashboard", { timeout: 300_000 }, () => {
     await page.locator("#field-relay-port-error").waitFor();
     assert.equal(await page.locator("#field-relay-port-error").innerText(), "4433 is in use by another program");
     assert.equal(await page.locator("#field-lending-schedule-error").innerText(), '"Sat,Sun": overlaps another rule');
+    assert.equal(await page.locator("#field-updates-endpoint-error").innerText(), '"http://mirror.lan/" is plain http: use https');
     assert.equal(await page.getByTestId("other-problems").innerText(), "the file changed on disk while saving");
-    assert.match(await page.getByTestId("save-status").innerText(), /2 values were refused/);
+    assert.match(await page.getByTestId("save-status").innerText(), /3 values were refused/);
     assert.equal((await callsOf(page, "settings_set")).length, 1);
   });
 
@@ -437,12 +447,132 @@ describe("dashboard", { timeout: 300_000 }, () => {
     assert.deepEqual(await callsOf(page, "autostart_set"), [{ enabled: true }]);
   });
 
+  it("checks for updates on request and says when this Spare is the newest", async () => {
+    const page = await open();
+    await selectTab(page, "Settings");
+    const button = page.locator("#update-check");
+    const result = page.locator("#update-result");
+    assert.equal(await result.getAttribute("role"), "status");
+    assert.equal(await result.innerText(), "");
+    await page.evaluate(() => window.spareMock.hold("update_check"));
+    await button.click();
+    await page.waitForFunction(() => document.querySelector("#update-result").textContent === "Checking…");
+    assert.equal(await button.isDisabled(), true);
+    await page.evaluate(() => window.spareMock.release("update_check"));
+    await page.waitForFunction(() => document.querySelector("#update-result").textContent !== "Checking…");
+    assert.equal(await result.innerText(), "Spare 0.1.0 is the newest version.");
+    assert.equal(await button.isDisabled(), false);
+    assert.equal(await page.locator("#update-install").count(), 0);
+    assert.equal((await callsOf(page, "update_check")).length, 1);
+  });
+
+  it("offers a newer Spare with its notes, and installs it on request", async () => {
+    const page = await open({ mock: { update: "available" } });
+    await selectTab(page, "Settings");
+    await page.locator("#update-check").click();
+    const install = page.locator("#update-install");
+    await install.waitFor();
+    const result = page.locator("#update-result");
+    assert.equal(await result.locator("p").innerText(), "Spare 0.2.0 is available (you have 0.1.0). Published 29 March 2025.");
+    const { notes } = (await page.evaluate(() => window.spareMock.fixtures.updateFixture("available"))).available;
+    // The notes are part of what the live region reads out.
+    const shown = result.locator("#update-notes");
+    assert.equal(await shown.innerText(), notes, "the notes lost their line breaks");
+    assert.equal(await shown.locator("b").count(), 0, "markup in the notes was rendered");
+    assert.equal(await shown.getAttribute("tabindex"), "0");
+    assert.equal(await install.innerText(), "Install and restart");
+
+    await page.evaluate(() => window.spareMock.hold("update_install"));
+    await install.focus();
+    await page.keyboard.press("Enter");
+    const progress = page.locator("#update-install-status");
+    await page.waitForFunction(() => document.querySelector("#update-install-status").textContent !== "");
+    assert.equal(await progress.innerText(), "Downloading and installing Spare 0.2.0…");
+    assert.equal(await install.isDisabled(), true);
+    assert.equal(await page.locator("#update-check").isDisabled(), true);
+    await page.evaluate(() => window.spareMock.release("update_install"));
+    await page.getByText("Installed: Spare is restarting.").waitFor();
+    assert.equal(await progress.getAttribute("role"), "status");
+    assert.equal((await callsOf(page, "update_install")).length, 1);
+  });
+
+  it("shows why an update check or install failed, and lets the owner retry", async () => {
+    const message =
+      "the update is not signed with Spare's release key, so nothing was installed (signature mismatch): this Spare is unchanged; tell whoever runs the update server";
+    const page = await open({ mock: { update: "available", fail: { update_install: { code: "update_error", message } } } });
+    await selectTab(page, "Settings");
+    await page.locator("#update-check").click();
+    await page.locator("#update-install").click();
+    const notice = page.locator('[data-error-code="update_error"]');
+    await notice.waitFor();
+    assert.ok((await notice.locator(".notice-headline").innerText()).startsWith("Update failed"));
+    assert.equal(await notice.locator(".notice-detail").innerText(), message);
+    assert.ok((await notice.innerText()).includes("not signed with Spare's release key"));
+    assert.equal(await page.locator("#update-install-status").innerText(), "");
+    assert.equal(await page.locator("#update-install").isDisabled(), false);
+
+    const unreachable = "cannot reach the update server (timed out): check the connection, or the [updates] endpoint in Settings";
+    await page.evaluate((error) => window.spareMock.fail("update_check", error), { code: "update_error", message: unreachable });
+    await page.locator("#update-check").click();
+    await page.getByText(unreachable).waitFor();
+    assert.equal(await page.locator("#update-result").innerText(), "");
+    assert.equal(await page.locator("#update-install").count(), 0);
+  });
+
+  it("refuses an update server that is not https, next to its field, and saves nothing", async () => {
+    const page = await open();
+    await selectTab(page, "Settings");
+    const field = page.getByLabel("Update server (optional)");
+    assert.equal(await field.getAttribute("id"), "field-updates-endpoint");
+    await field.fill("http://example.org/x");
+    await page.getByRole("button", { name: "Save settings" }).click();
+    const error = page.locator("#field-updates-endpoint-error");
+    await error.waitFor();
+    assert.equal(await error.innerText(), '"http://example.org/x" is plain http: use https (plain http is allowed only to this machine)');
+    assert.equal(await field.getAttribute("aria-invalid"), "true");
+    assert.ok((await field.getAttribute("aria-describedby")).includes("field-updates-endpoint-error"));
+    await page.waitForFunction(() => document.activeElement?.id === "field-updates-endpoint");
+    assert.deepEqual(await callsOf(page, "settings_set"), [], "a refused endpoint reached the node");
+  });
+
+  it("saves the update settings, and Check now works with automatic checks off", async () => {
+    const page = await open();
+    await selectTab(page, "Settings");
+    const auto = page.getByRole("checkbox", { name: "Check for updates automatically" });
+    assert.equal(await auto.getAttribute("id"), "field-updates-check");
+    assert.equal(await auto.isChecked(), true);
+    assert.match(await page.locator(`#${await auto.getAttribute("aria-describedby")}`).innerText(), /only updates signed with Spare's release key install/);
+    await auto.uncheck();
+    const field = page.locator("#field-updates-endpoint");
+    const endpoints = [
+      ["https://user@example.org:8443/x", "https://user@example.org:8443/x"],
+      ["http://127.0.0.1:8080/latest.json", "http://127.0.0.1:8080/latest.json"],
+      ["http://localhost/latest.json", "http://localhost/latest.json"],
+      [" http://[::1]:9000/latest.json ", "http://[::1]:9000/latest.json"],
+      ["http://[0:0:0:0:0:0:0:1]/latest.json", "http://[0:0:0:0:0:0:0:1]/latest.json"],
+      ["", null],
+    ];
+    for (const [typed] of endpoints) {
+      await field.fill(typed);
+      await page.getByRole("button", { name: "Save settings" }).click();
+      await page.getByText("Saved. The node uses the new settings now.").waitFor();
+    }
+    const saved = (await callsOf(page, "settings_set")).map((a) => a.config.updates);
+    assert.deepEqual(saved, endpoints.map(([, endpoint]) => ({ check: false, endpoint })));
+    assert.equal(await auto.isChecked(), false);
+
+    await page.locator("#update-check").click();
+    await page.getByText("Spare 0.1.0 is the newest version.").waitFor();
+    assert.equal((await callsOf(page, "update_check")).length, 1);
+  });
+
   it("renders each error by its code", async () => {
     const headlines = {
       node_unavailable: "The Spare node is not running",
       invalid_settings: "Some settings were refused",
       ledger_error: "The earnings ledger could not be read",
       io_error: "A file could not be read or written",
+      update_error: "Update failed",
       internal: "Something went wrong inside Spare",
     };
     for (const [code, headline] of Object.entries(headlines)) {

@@ -11,6 +11,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import fs from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import dgram from "node:dgram";
 import os from "node:os";
@@ -24,6 +25,7 @@ const SCREENSHOTS = path.join(ROOT, "target/screenshots");
 const WEBKIT_DRIVER = "/usr/bin/WebKitWebDriver";
 const IMPORT = "/usr/bin/import";
 const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
+const TAURI_CLI = path.join(ROOT, "ui/node_modules/.bin/tauri");
 
 // ---------------------------------------------------------------------------------------
 // Small helpers: waiting, processes, ports.
@@ -227,7 +229,7 @@ const homes = [];
  * A fresh HOME with the XDG folders under it and a config that gives the node its own
  * relay port; the environment for everything the test starts.
  */
-async function isolatedHome(display, label) {
+async function isolatedHome(display, label, { updates }) {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), `spare-e2e-${label}-`));
   homes.push(home);
   const env = { ...process.env };
@@ -246,8 +248,61 @@ async function isolatedHome(display, label) {
   const relayPort = await freeUdpPort();
   const configFile = path.join(env.XDG_CONFIG_HOME, "spare/config.toml");
   fs.mkdirSync(path.dirname(configFile), { recursive: true });
-  fs.writeFileSync(configFile, `[relay]\nport = ${relayPort}\n`);
-  return { home, env, configFile, relayPort, appLog: path.join(home, "app.log") };
+  fs.writeFileSync(
+    configFile,
+    `[relay]\nport = ${relayPort}\n\n[updates]\ncheck = ${updates.check}\nendpoint = "${updates.server.manifest(label)}"\n`,
+  );
+  return { home, env, label, configFile, relayPort, appLog: path.join(home, "app.log") };
+}
+
+/**
+ * A release server on loopback, standing in for Spare's: to each test's app
+ * (`/<label>/latest.json`) it offers Spare 99.0.0 and serves the package it names, signed
+ * with a key made here, which is not Spare's release key. It counts what each app asked for.
+ */
+async function startUpdateServer(dir) {
+  const pkg = path.join(dir, "spare_99.0.0_amd64.deb");
+  fs.writeFileSync(pkg, "not Spare: a package signed with some other key\n");
+  const key = path.join(dir, "other.key");
+  for (const args of [
+    ["signer", "generate", "--ci", "-p", "", "-w", key],
+    ["signer", "sign", "-f", key, "-p", "", "--app-version", "99.0.0", pkg],
+  ]) {
+    const { code, stderr } = await run(TAURI_CLI, args, { env: { ...process.env, CI: "true" } });
+    assert.equal(code, 0, `tauri ${args.slice(0, 2).join(" ")}: ${stderr}`);
+  }
+  const signature = fs.readFileSync(`${pkg}.sig`, "utf8").trim();
+  const counts = new Map();
+  const server = http.createServer((request, response) => {
+    const [, label, file] = new URL(request.url, "http://localhost").pathname.split("/");
+    counts.set(`${label}/${file}`, (counts.get(`${label}/${file}`) ?? 0) + 1);
+    if (file === "latest.json") {
+      const url = `http://127.0.0.1:${server.address().port}/${label}/${path.basename(pkg)}`;
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(
+        JSON.stringify({
+          version: "99.0.0",
+          notes: "Faster relay.\nFixes the tray icon on KDE.",
+          pub_date: "2026-11-20T12:00:00Z",
+          platforms: { "linux-x86_64": { signature, url } },
+        }),
+      );
+    } else if (file === path.basename(pkg)) {
+      response.writeHead(200, { "content-type": "application/octet-stream" });
+      response.end(fs.readFileSync(pkg));
+    } else {
+      response.writeHead(404);
+      response.end();
+    }
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const base = `http://127.0.0.1:${server.address().port}`;
+  return {
+    server,
+    manifest: (label) => `${base}/${label}/latest.json`,
+    asked: (label, file) => counts.get(`${label}/${file}`) ?? 0,
+    package: path.basename(pkg),
+  };
 }
 
 /** `spare status --json` against the node of `env`: the object, or { error }. */
@@ -539,6 +594,8 @@ const prerequisites = {
 describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
   let xvfb;
   let display;
+  let updateServer;
+  const updateDir = fs.mkdtempSync(path.join(os.tmpdir(), "spare-e2e-updates-"));
   const xvfbLog = path.join(os.tmpdir(), `spare-e2e-xvfb-${process.pid}.log`);
   const contexts = [];
 
@@ -564,6 +621,7 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
     }
     fs.mkdirSync(SCREENSHOTS, { recursive: true });
     ({ child: xvfb, display } = await startXvfb(xvfbLog));
+    updateServer = await startUpdateServer(updateDir);
   });
 
   after(async () => {
@@ -580,10 +638,13 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
       }
     }
     fs.rmSync(xvfbLog, { force: true });
+    updateServer?.server.close();
+    fs.rmSync(updateDir, { recursive: true, force: true });
   });
 
   it("the dashboard shows the node, pauses and resumes it, and saves settings", async () => {
-    const context = await isolatedHome(display, "dashboard");
+    // Update checks on (the default), against the loopback release server.
+    const context = await isolatedHome(display, "dashboard", { updates: { check: true, server: updateServer } });
     contexts.push(context);
     const { home, env, configFile } = context;
     // The app turns GTK's OpenGL and WebKitGTK's composited mode off unless the owner
@@ -870,6 +931,25 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
         fs.rmSync(blocker, { recursive: true, force: true });
       }
 
+      // 5. Updates. The app asked the release server on its own soon after it started
+      // (checks are on); Check now shows what is on offer; Install downloads the package
+      // and refuses it, since Spare's release key did not sign it: nothing changes.
+      step("updates");
+      assert.ok(updateServer.asked("dashboard", "latest.json") >= 1, "the app checked for updates by itself at start");
+      await session.clickOn("#update-check");
+      const offer = await session.waitForText("#update-result", /Spare 99\.0\.0 is available/, { timeout: 60_000 });
+      assert.ok(offer);
+      await session.waitForText("#update-result", /Faster relay/);
+      await session.execute('document.getElementById("update-check").scrollIntoView({block: "center"});');
+      await shot(session, "settings-update");
+      await session.clickOn("#update-install");
+      const refused = await session.waitFor('[role="alert"][data-error-code="update_error"]', { timeout: 60_000 });
+      assert.match(await session.text(refused), /not signed with Spare's release key/);
+      assert.ok(updateServer.asked("dashboard", updateServer.package) >= 1, "the package was downloaded, then refused");
+      assert.ok(alive(appPid), "the app still runs after refusing the update");
+      const unchanged = await watch.until("the node to still answer", (s) => s.gpu && s.bandwidth, 10_000);
+      assert.equal(unchanged.demo, true);
+
       // Settings persist across a restart: end the session (the app quits), start again.
       step("restart");
       await session.delete().catch((e) => console.error(`# deleting the session: ${e.message}`));
@@ -896,7 +976,8 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
   });
 
   it("the tray menu pauses and resumes the GPU and quits", async () => {
-    const context = await isolatedHome(display, "tray");
+    // Update checks off: the app must not ask the release server anything.
+    const context = await isolatedHome(display, "tray", { updates: { check: false, server: updateServer } });
     contexts.push(context);
     const { home, env, appLog } = context;
     const trayerLog = path.join(home, "trayer.log");
@@ -926,6 +1007,7 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
 
       const alog = fs.openSync(appLog, "a");
       const app = spawn(APP, ["--demo", "--minimized"], { env, stdio: ["ignore", alog, alog] });
+      const started = Date.now();
       fs.closeSync(alog);
       const exited = new Promise((resolve) => app.once("exit", (code, sig) => resolve({ code, signal: sig })));
       await watch.until("the app's node to answer spare status", (s) => s.gpu && s.bandwidth, 120_000);
@@ -1043,6 +1125,10 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
       assert.equal(still.node_id, node.node_id, "the same node answers after the second launch");
       assert.equal(still.demo, true, "the node still runs in demo mode");
 
+      // An app that checks for updates does so 5 s after it starts (updates.rs): this one,
+      // with checks off, has run past that before it quits, and asked nothing (below).
+      await sleep(Math.max(0, started + 8_000 - Date.now()));
+
       // Quit Spare (the last item), with the dashboard open.
       step("tray: quit");
       await openMenu();
@@ -1052,6 +1138,7 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
       assert.deepEqual(end, { code: 0, signal: null }, "the app exits with status 0");
       const after = await spareStatus(env);
       assert.ok(after.error, "no node answers after quitting");
+      assert.equal(updateServer.asked("tray", "latest.json"), 0, "with update checks off, the app asked nothing");
     });
   });
 });

@@ -24,6 +24,10 @@ message: string, } | { "code": "io_error",
 /**
  * Why.
  */
+message: string, } | { "code": "update_error", 
+/**
+ * What failed, and what to do.
+ */
 message: string, } | { "code": "internal", 
 /**
  * What happened.

@@ -4,6 +4,7 @@ import type { GpuConfig } from "./GpuConfig";
 import type { LendingConfig } from "./LendingConfig";
 import type { NodeConfig } from "./NodeConfig";
 import type { RelayConfig } from "./RelayConfig";
+import type { UpdatesConfig } from "./UpdatesConfig";
 
 /**
  * The whole configuration.
@@ -28,4 +29,8 @@ bandwidth: BandwidthConfig,
 /**
  * The relay node.
  */
-relay: RelayConfig, };
+relay: RelayConfig, 
+/**
+ * Update checks (the tray app's; `spare daemon` ignores them).
+ */
+updates: UpdatesConfig, };

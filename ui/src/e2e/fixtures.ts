@@ -1,6 +1,7 @@
 //! Fixed data for the browser tests: a Status in each state, earnings reports over six
-//! weeks with demo work, 250 ledger entries, diagnostics with failures and a Config.
-//! Everything is computed from the index of a day or entry, so it is the same every run.
+//! weeks with demo work, 250 ledger entries, diagnostics with failures, a Config and
+//! update checks. Everything is computed from the index of a day or entry, so it is the
+//! same every run.
 
 import type { Check } from "../bindings/Check";
 import type { Config } from "../bindings/Config";
@@ -11,6 +12,7 @@ import type { PeriodRow } from "../bindings/PeriodRow";
 import type { Report } from "../bindings/Report";
 import type { Split } from "../bindings/Split";
 import type { Status } from "../bindings/Status";
+import type { UpdateCheck } from "../bindings/UpdateCheck";
 
 export type StatusName = "lending" | "waiting" | "paused";
 
@@ -266,7 +268,24 @@ export function configFixture(): Config {
       monthly_quota_gb: 200,
     },
     relay: { port: 4433, egress: "off", allow: [], price_per_gib: 2_000, public_addresses: [] },
+    updates: { check: true, endpoint: null },
   };
 }
 
 export const PROCESSES = ["firefox", "steam", "code", "hl2_linux", "eldenring.exe", "firefox", "obs"];
+
+export type UpdateName = "newest" | "available";
+
+/** What update_check finds: nothing newer, or 0.2.0 with notes (markup in them is text). */
+export function updateFixture(name: UpdateName): UpdateCheck {
+  if (name === "newest") return { current: "0.1.0", available: null };
+  return {
+    current: "0.1.0",
+    available: {
+      version: "0.2.0",
+      notes: "Faster GPU jobs on AMD cards.\nThe relay reconnects after the computer sleeps.\n\n<b>Markup</b> in notes is shown as text.",
+      // 00:30 on 29 March in Paris, where the tests run.
+      published: "2025-03-28T23:30:00Z",
+    },
+  };
+}

@@ -19,7 +19,9 @@ import {
   PROCESSES,
   reportFixture,
   statusFixture,
+  updateFixture,
   type StatusName,
+  type UpdateName,
 } from "./fixtures";
 
 /** What a test may set before the page loads, as `window.__SPARE_MOCK__`. */
@@ -31,6 +33,8 @@ type MockOptions = {
   rowsWithGpuMs?: boolean;
   /** Make ledger_verify find a bad entry. */
   brokenLedger?: boolean;
+  /** What update_check finds; "newest" unless set. */
+  update?: UpdateName;
 };
 
 type Call = { cmd: string; args: Record<string, unknown> | undefined };
@@ -38,6 +42,8 @@ type Call = { cmd: string; args: Record<string, unknown> | undefined };
 const options: MockOptions = (window as unknown as { __SPARE_MOCK__?: MockOptions }).__SPARE_MOCK__ ?? {};
 const calls: Call[] = [];
 const failures = new Map<string, CommandError>(Object.entries(options.fail ?? {}));
+/** Commands that answer only once released, so a test can see what shows meanwhile. */
+const holds = new Map<string, { until: Promise<void>; release: () => void }>();
 let status = statusFixture(options.status ?? "lending");
 let config = configFixture();
 let autostart = false;
@@ -98,19 +104,24 @@ function answer(cmd: string, args: Record<string, unknown>): unknown {
     case "autostart_set":
       autostart = args.enabled as boolean;
       return autostart;
+    case "update_check":
+      return updateFixture(options.update ?? "newest");
+    case "update_install":
+      return null;
     default:
       throw { code: "internal", message: `the mock has no command ${cmd}` } satisfies CommandError;
   }
 }
 
 mockIPC(
-  (cmd, payload) => {
+  async (cmd, payload) => {
     const args = payload as Record<string, unknown> | undefined;
     calls.push({ cmd, args: structuredClone(args) });
+    await holds.get(cmd)?.until;
     const failure = failures.get(cmd);
     // Rejecting with the error object is what Tauri does when a command returns Err.
-    if (failure) return Promise.reject(structuredClone(failure));
-    return Promise.resolve(structuredClone(answer(cmd, args ?? {})));
+    if (failure) throw structuredClone(failure);
+    return structuredClone(answer(cmd, args ?? {}));
   },
   { shouldMockEvents: true },
 );
@@ -121,12 +132,22 @@ const spareMock = {
   callsOf: (cmd: string) => calls.filter((c) => c.cmd === cmd).map((c) => c.args),
   fail: (cmd: string, error: CommandError) => failures.set(cmd, error),
   clearFailures: () => failures.clear(),
+  /** Makes `cmd` wait, from its next call, until `release(cmd)`. */
+  hold: (cmd: string) => {
+    let release = () => {};
+    const until = new Promise<void>((resolve) => (release = resolve));
+    holds.set(cmd, { until, release });
+  },
+  release: (cmd: string) => {
+    holds.get(cmd)?.release();
+    holds.delete(cmd);
+  },
   /** Changes the node's status and pushes it, as the app does on every change. */
   emitStatus: async (next: StatusName | Status) => {
     status = typeof next === "string" ? statusFixture(next) : next;
     await emit(STATUS_CHANGED, status);
   },
-  fixtures: { statusFixture, reportFixture, entries, config: configFixture(), checks: CHECKS },
+  fixtures: { statusFixture, reportFixture, updateFixture, entries, config: configFixture(), checks: CHECKS },
 };
 (window as unknown as { spareMock: typeof spareMock }).spareMock = spareMock;
 

@@ -1,6 +1,7 @@
 //! The Settings screen: the node's config file as a form. Every value is checked here
 //! first (config-form.ts) and again by the node; either refusal is shown next to its
-//! field. "Start at login" applies at once; the rest applies on Save.
+//! field. "Start at login" applies at once; the rest applies on Save. Checking for and
+//! installing an update happen on their own buttons, with the saved settings.
 
 import type { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
@@ -8,6 +9,7 @@ import * as api from "../api";
 import type { CommandError } from "../bindings/CommandError";
 import type { EgressMode } from "../bindings/EgressMode";
 import type { Problem } from "../bindings/Problem";
+import type { UpdateCheck } from "../bindings/UpdateCheck";
 import { draftOf, parseDraft, type Draft, type FieldKey, type Refusals } from "../config-form";
 import { ErrorNotice } from "../error-notice";
 
@@ -107,16 +109,24 @@ export function SettingsScreen() {
       onInput={(v) => set(key, v as never)}
     />
   );
-  const check = (key: FieldKey, label: string) => (
-    <label class="check">
-      <input
-        type="checkbox"
-        id={fieldId(key)}
-        checked={Boolean(draft[key])}
-        onChange={(e) => set(key, e.currentTarget.checked as never)}
-      />
-      {label}
-    </label>
+  const check = (key: FieldKey, label: string, hint?: string) => (
+    <>
+      <label class="check">
+        <input
+          type="checkbox"
+          id={fieldId(key)}
+          checked={Boolean(draft[key])}
+          aria-describedby={describedBy(key, hint)}
+          onChange={(e) => set(key, e.currentTarget.checked as never)}
+        />
+        {label}
+      </label>
+      {hint && (
+        <p class="hint" id={`${fieldId(key)}-hint`}>
+          {hint}
+        </p>
+      )}
+    </>
   );
 
   return (
@@ -162,6 +172,19 @@ export function SettingsScreen() {
           {text("relay.port", "UDP port the relay listens on", "1 to 65535", "numeric")}
           {text("relay.price_per_gib", "Price for relaying, in micro-credits per GiB", "0 = free", "numeric")}
           {lines("relay.public_addresses", "Addresses to put in this node's ticket (one a line, ip:port)", "Empty: this computer's own addresses.")}
+        </Group>
+        <Group legend="Updates">
+          {check(
+            "updates.check",
+            "Check for updates automatically",
+            "Spare checks when it starts and once a day, and tells you when a newer version is out. Nothing is installed until you click Install; only updates signed with Spare's release key install.",
+          )}
+          {text(
+            "updates.endpoint",
+            "Update server (optional)",
+            'Empty: Spare\'s release server. For a mirror, its https address, e.g. "https://example.org/spare/latest.json"; plain http only to this computer.',
+          )}
+          <CheckForUpdates />
         </Group>
         <details class="card">
           <summary>Advanced</summary>
@@ -488,4 +511,91 @@ function StartAtLogin() {
       {error && <ErrorNotice error={error} />}
     </div>
   );
+}
+
+/** "Check now", what it found, and "Install and restart". Uses the saved settings. */
+function CheckForUpdates() {
+  const [checking, setChecking] = useState(false);
+  const [found, setFound] = useState<UpdateCheck | null>(null);
+  const [install, setInstall] = useState<"ready" | "installing" | "installed">("ready");
+  const [error, setError] = useState<CommandError | null>(null);
+
+  async function runCheck() {
+    setChecking(true);
+    setFound(null);
+    setError(null);
+    try {
+      setFound(await api.updateCheck());
+    } catch (e) {
+      setError(e as CommandError);
+    } finally {
+      setChecking(false);
+    }
+  }
+
+  async function runInstall() {
+    setInstall("installing");
+    setError(null);
+    try {
+      await api.updateInstall();
+      setInstall("installed");
+    } catch (e) {
+      // Nothing was installed: the same update may be tried again.
+      setInstall("ready");
+      setError(e as CommandError);
+    }
+  }
+
+  const update = found?.available ?? null;
+  const busy = checking || install !== "ready";
+  return (
+    <div class="field update-check">
+      <div class="inline">
+        <button type="button" id="update-check" onClick={runCheck} disabled={busy}>
+          Check now
+        </button>
+        <span class="hint">Uses the saved update server, even with automatic checks off.</span>
+      </div>
+      {/* What was found, notes included, is read out as one; the install controls are not. */}
+      <div id="update-result" role="status">
+        {checking && <p>Checking…</p>}
+        {found && <p>{foundLine(found)}</p>}
+        {update?.notes && (
+          <div
+            class="release-notes"
+            id="update-notes"
+            role="region"
+            aria-label={`Release notes for Spare ${update.version}`}
+            tabIndex={0}
+          >
+            {update.notes}
+          </div>
+        )}
+      </div>
+      {update && (
+        <div class="inline">
+          <button type="button" class="primary" id="update-install" onClick={runInstall} disabled={busy}>
+            Install and restart
+          </button>
+          <span role="status" id="update-install-status">
+            {install === "installing"
+              ? `Downloading and installing Spare ${update.version}…`
+              : install === "installed"
+                ? "Installed: Spare is restarting."
+                : ""}
+          </span>
+        </div>
+      )}
+      {error && <ErrorNotice error={error} />}
+    </div>
+  );
+}
+
+function foundLine({ current, available }: UpdateCheck): string {
+  if (!available) return `Spare ${current} is the newest version.`;
+  const line = `Spare ${available.version} is available (you have ${current}).`;
+  const published = available.published ? new Date(available.published) : null;
+  if (!published || Number.isNaN(published.getTime())) return line;
+  const day = published.toLocaleDateString(undefined, { day: "numeric", month: "long", year: "numeric" });
+  return `${line} Published ${day}.`;
 }

@@ -29,6 +29,7 @@ test: setup ui lint
 	installers/with-keyring.sh $(CARGO) test --workspace --locked --bench '*'
 	installers/with-keyring.sh $(CARGO) test --workspace --lib --bins --tests --locked
 	npm --prefix ui test
+	node --test installers/windows/ installers/make-latest-json.test.mjs
 	$(CARGO) build --locked -p spare-app -p agent
 	installers/with-keyring.sh node --test src-tauri/tests/e2e/
 	installers/with-keyring.sh installers/test-deb.sh --debug

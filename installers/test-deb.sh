@@ -24,14 +24,21 @@ if [ "${1:-}" = --debug ]; then
   shift
 fi
 deb=${1:-}
+work=$(mktemp -d "${TMPDIR:-/tmp}/spare-deb-work.XXXXXX")
+update_key=
 if [ -z "$deb" ]; then
   log "building the .deb ($profile profile)"
   if [ "$profile" = debug ]; then
     # The shipped package's recipe with the debug binaries in it: the same files,
-    # dependencies, desktop entry and unit, so dpkg sees what users get.
+    # dependencies, desktop entry and unit, so dpkg sees what users get. Its updater
+    # trusts a release key made here, so this test can sign an update it will install
+    # (a debug build also accepts an update server on plain http to this machine).
+    update_key=$work/update.key
+    CI=true ui/node_modules/.bin/tauri signer generate --ci -p "" -w "$update_key" >/dev/null
     ui/node_modules/.bin/tauri build --debug --bundles deb --config '{
       "build": {"beforeBuildCommand": "npm run build && cargo build --locked -p agent"},
-      "bundle": {"linux": {"deb": {"files": {"/usr/bin/spare": "../target/debug/spare"}}}}
+      "bundle": {"linux": {"deb": {"files": {"/usr/bin/spare": "../target/debug/spare"}}}},
+      "plugins": {"updater": {"pubkey": "'"$(cat "$update_key.pub")"'"}}
     }' >&2
   else
     ui/node_modules/.bin/tauri build --bundles deb -- --profile dist >&2
@@ -50,7 +57,7 @@ cleanup() {
   if dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
     "${sudo[@]}" dpkg -r "$package" >/dev/null 2>&1 || true
   fi
-  rm -rf "$home"
+  rm -rf "$home" "$work"
 }
 trap cleanup EXIT
 
@@ -114,6 +121,22 @@ for _ in $(seq 1 100); do kill -0 "$app_pid" 2>/dev/null || break; sleep 0.1; do
 if kill -0 "$app_pid" 2>/dev/null; then fail "the app did not quit within 10 s of SIGTERM"; fi
 wait "$app_pid" || fail "the app exited with status $? on SIGTERM"
 app_pid=
+
+# The installed app updates itself: Settings, Check now, Install; dpkg replaces it and
+# it restarts into the new binary (the end-to-end test's last case, on this package).
+if [ -n "$update_key" ]; then
+  version=$(dpkg-deb -f "$deb" Version)
+  next=${version%.*}.$((${version##*.} + 1))
+  log "updating the installed app to $next (the same package, signed as $next)"
+  SPARE_APP=/usr/bin/spare-app SPARE_CLI=/usr/bin/spare SPARE_UPDATE_KEY=$update_key \
+    SPARE_UPDATE_PACKAGE=$deb SPARE_UPDATE_VERSION=$next \
+    node --test --test-name-pattern "updates itself" src-tauri/tests/e2e/ >"$work/update.log" 2>&1 \
+    || fail "the installed app did not update itself: $(tail -60 "$work/update.log")"
+  grep -q '^# pass 1$' "$work/update.log" || fail "the update test did not run: $(tail -30 "$work/update.log")"
+  [ -x /usr/bin/spare-app ] || fail "the update left no /usr/bin/spare-app"
+else
+  log "not testing the update: it needs the package this script builds with --debug"
+fi
 
 "${sudo[@]}" dpkg -r "$package" >/dev/null
 [ ! -e /usr/bin/spare-app ] && [ ! -e /usr/bin/spare ] || fail "dpkg -r left the binaries"

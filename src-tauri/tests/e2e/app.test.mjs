@@ -257,20 +257,27 @@ async function isolatedHome(display, label, { updates }) {
 
 /**
  * A release server on loopback, standing in for Spare's: to each test's app
- * (`/<label>/latest.json`) it offers Spare 99.0.0 and serves the package it names, signed
- * with a key made here, which is not Spare's release key. It counts what each app asked for.
+ * (`/<label>/latest.json`) it offers Spare `version` and serves the package it names,
+ * signed for that version with `key`. By default the package is a stand-in and the key
+ * one made here, which is not the key the app trusts. It counts what each app asked for.
  */
-async function startUpdateServer(dir) {
-  const pkg = path.join(dir, "spare_99.0.0_amd64.deb");
-  fs.writeFileSync(pkg, "not Spare: a package signed with some other key\n");
-  const key = path.join(dir, "other.key");
+async function startUpdateServer(dir, { version = "99.0.0", pkg, key } = {}) {
+  if (!pkg) {
+    pkg = path.join(dir, `spare_${version}_amd64.deb`);
+    fs.writeFileSync(pkg, "not Spare: a package signed with some other key\n");
+  }
+  const signed = path.join(dir, path.basename(pkg));
+  if (signed !== pkg) fs.copyFileSync(pkg, signed);
+  const generate = !key;
+  key ??= path.join(dir, "other.key");
   for (const args of [
-    ["signer", "generate", "--ci", "-p", "", "-w", key],
-    ["signer", "sign", "-f", key, "-p", "", "--app-version", "99.0.0", pkg],
+    ...(generate ? [["signer", "generate", "--ci", "-p", "", "-w", key]] : []),
+    ["signer", "sign", "-f", key, "-p", "", "--app-version", version, signed],
   ]) {
     const { code, stderr } = await run(TAURI_CLI, args, { env: { ...process.env, CI: "true" } });
     assert.equal(code, 0, `tauri ${args.slice(0, 2).join(" ")}: ${stderr}`);
   }
+  pkg = signed;
   const signature = fs.readFileSync(`${pkg}.sig`, "utf8").trim();
   const counts = new Map();
   const server = http.createServer((request, response) => {
@@ -281,7 +288,7 @@ async function startUpdateServer(dir) {
       response.writeHead(200, { "content-type": "application/json" });
       response.end(
         JSON.stringify({
-          version: "99.0.0",
+          version,
           notes: "Faster relay.\nFixes the tray icon on KDE.",
           pub_date: "2026-11-20T12:00:00Z",
           platforms: { "linux-x86_64": { signature, url } },
@@ -317,6 +324,30 @@ async function spareStatus(env) {
 }
 
 /** Keeps the last answer of `spare status --json` for failure reports. */
+/** Starts tauri-driver (with WebKitWebDriver) for `env`; resolves to its base URL. */
+async function startDriver(env, logFile) {
+  const port = await freeTcpPort();
+  let nativePort = await freeTcpPort();
+  while (nativePort === port) nativePort = await freeTcpPort();
+  const log = fs.openSync(logFile, "a");
+  const driver = spawn(
+    prerequisites.tauriDriver,
+    ["--port", String(port), "--native-port", String(nativePort), "--native-driver", WEBKIT_DRIVER],
+    { env, stdio: ["ignore", log, log] },
+  );
+  fs.closeSync(log);
+  const base = `http://127.0.0.1:${port}`;
+  await waitFor(
+    "tauri-driver to answer /status",
+    async () => {
+      if (driver.exitCode !== null) throw new Error(`tauri-driver exited with ${driver.exitCode}`);
+      return (await fetch(`${base}/status`, { signal: AbortSignal.timeout(5_000) })).ok;
+    },
+    { timeout: 60_000 },
+  );
+  return base;
+}
+
 class StatusWatch {
   constructor(env) {
     this.env = env;
@@ -669,25 +700,7 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
 
     const step = stepper();
     await withDiagnostics(context, async () => {
-      const port = await freeTcpPort();
-      let nativePort = await freeTcpPort();
-      while (nativePort === port) nativePort = await freeTcpPort();
-      const log = fs.openSync(driverLog, "a");
-      const driver = spawn(
-        prerequisites.tauriDriver,
-        ["--port", String(port), "--native-port", String(nativePort), "--native-driver", WEBKIT_DRIVER],
-        { env, stdio: ["ignore", log, log] },
-      );
-      fs.closeSync(log);
-      const base = `http://127.0.0.1:${port}`;
-      await waitFor(
-        "tauri-driver to answer /status",
-        async () => {
-          if (driver.exitCode !== null) throw new Error(`tauri-driver exited with ${driver.exitCode}`);
-          return (await fetch(`${base}/status`, { signal: AbortSignal.timeout(5_000) })).ok;
-        },
-        { timeout: 60_000 },
-      );
+      const base = await startDriver(env, driverLog);
 
       // 1. The dashboard opens on the Status screen and fills with demo work.
       step("the app starts");
@@ -1141,6 +1154,75 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
       assert.equal(updateServer.asked("tray", "latest.json"), 0, "with update checks off, the app asked nothing");
     });
   });
+
+  // Run by installers/test-deb.sh --debug, with SPARE_APP=/usr/bin/spare-app: a package it
+  // built with SPARE_UPDATE_KEY's public key as the release key is installed, and the same
+  // package, signed with that key as version SPARE_UPDATE_VERSION, is the update on offer.
+  const installed = process.env.SPARE_UPDATE_KEY && process.env.SPARE_UPDATE_PACKAGE;
+  it(
+    "an installed package updates itself when the owner clicks Install, and restarts",
+    { skip: !installed && "needs the package installed by installers/test-deb.sh --debug" },
+    async () => {
+      const version = process.env.SPARE_UPDATE_VERSION ?? "0.1.1";
+      const releaseDir = fs.mkdtempSync(path.join(os.tmpdir(), "spare-e2e-release-"));
+      const release = await startUpdateServer(releaseDir, {
+        version,
+        pkg: process.env.SPARE_UPDATE_PACKAGE,
+        key: process.env.SPARE_UPDATE_KEY,
+      });
+      const context = await isolatedHome(display, "installed", { updates: { check: false, server: release } });
+      contexts.push(context);
+      const { home, env } = context;
+      env.WEBKIT_DISABLE_COMPOSITING_MODE = "0";
+      env.GDK_GL = "";
+      const driverLog = path.join(home, "tauri-driver.log");
+      context.logs = [["tauri-driver, WebKitWebDriver and the app", driverLog]];
+      const watch = (context.watch = new StatusWatch(env));
+      const step = stepper();
+      try {
+        await withDiagnostics(context, async () => {
+          const base = await startDriver(env, driverLog);
+          step("the installed app starts");
+          const session = await Session.create(base, [], home);
+          const oldPid = await waitFor("the app's process", () => appPids(home)[0]);
+          const first = await watch.until("the node to answer", (s) => s.node_id, 120_000);
+          await selectTab(session, "Settings");
+          await session.clickOn("#update-check");
+          await session.waitForText("#update-result", new RegExp(`Spare ${version.replaceAll(".", "\\.")} is available`), {
+            timeout: 60_000,
+          });
+          const replacedBefore = fs.statSync(APP).ctimeMs;
+
+          step("install");
+          await session.clickOn("#update-install");
+          await waitFor("the package to be downloaded", () => release.asked("installed", release.package) >= 1, {
+            timeout: 60_000,
+          });
+          // dpkg replaces the binary (through pkexec or sudo), then the app restarts into it.
+          await waitFor("dpkg to replace the app's binary", () => fs.statSync(APP).ctimeMs > replacedBefore, {
+            timeout: 120_000,
+          });
+          const [newPid] = await waitFor(
+            "the updated app to start in the old one's place",
+            () => {
+              const pids = appPids(home).filter((pid) => pid !== oldPid);
+              return pids.length > 0 && !alive(oldPid) ? pids : null;
+            },
+            { timeout: 120_000 },
+          );
+          assert.notEqual(newPid, oldPid);
+          await waitFor("the updated app's node to answer", async () => {
+            const status = await spareStatus(env);
+            return status.node_id === first.node_id ? status : null;
+          }, { timeout: 120_000 });
+          await session.delete().catch(() => {});
+        });
+      } finally {
+        release.server.close();
+        fs.rmSync(releaseDir, { recursive: true, force: true });
+      }
+    },
+  );
 });
 
 // If the runner is stopped mid-test, leave nothing running.

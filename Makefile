@@ -5,8 +5,9 @@
 
 CARGO ?= cargo
 SETUP := installers/dev-setup.sh
+comma := ,
 
-.PHONY: run test bench setup lint ui package test-deb
+.PHONY: run test bench setup lint ui package appimage test-deb
 
 setup:
 	@$(SETUP)
@@ -48,11 +49,15 @@ lint: ui
 bench: setup ui
 	installers/with-keyring.sh $(CARGO) bench --locked -p ledger -p compute -p relay -p agent -p spare-app
 
-# Installers for this OS (Linux: .deb, .rpm and AppImage) from the `dist` profile, into
-# target/dist/bundle/. test-deb builds the .deb, installs it with dpkg, runs, quits and
-# removes it (root or sudo).
+# Installers for this OS into target/dist/bundle/, from the `dist` profile: on Linux the
+# .deb and .rpm; `make appimage` adds the AppImage, whose tools the bundler downloads from
+# GitHub (so it needs that reachable). test-deb builds the .deb, installs it with dpkg,
+# runs, quits and removes it (root or sudo).
 package: setup ui
-	ui/node_modules/.bin/tauri build -- --profile dist
+	ui/node_modules/.bin/tauri build $(if $(filter Linux,$(shell uname -s)),--bundles deb$(comma)rpm) -- --profile dist
+
+appimage: setup ui
+	ui/node_modules/.bin/tauri build --bundles appimage -- --profile dist
 
 test-deb: setup ui
 	installers/with-keyring.sh installers/test-deb.sh

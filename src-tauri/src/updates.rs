@@ -83,13 +83,21 @@ fn updater(app: &AppHandle, config: &Config) -> Result<Updater, CommandError> {
     builder.build().map_err(explain)
 }
 
+/// The config in force, read on a blocking thread (it is a file).
+async fn config(host: &Arc<Host>) -> Result<Config, CommandError> {
+    let host = Arc::clone(host);
+    tauri::async_runtime::spawn_blocking(move || host.config())
+        .await
+        .map_err(CommandError::internal)?
+}
+
 /// Asks the release server whether a newer Spare is out.
 pub async fn check(
     app: &AppHandle,
-    host: &Host,
+    host: &Arc<Host>,
     updates: &Updates,
 ) -> Result<UpdateCheck, CommandError> {
-    let config = host.config()?;
+    let config = config(host).await?;
     let found = updater(app, &config)?.check().await.map_err(explain)?;
     let answer = UpdateCheck {
         current: app.package_info().version.to_string(),
@@ -132,7 +140,7 @@ pub async fn watch(app: AppHandle, host: Arc<Host>, updates: Arc<Updates>) {
     let mut told: Option<String> = None;
     tokio::time::sleep(FIRST_CHECK_AFTER).await;
     loop {
-        if host.config().is_ok_and(|c| c.updates.check) {
+        if config(&host).await.is_ok_and(|c| c.updates.check) {
             match check(&app, &host, &updates).await {
                 Ok(UpdateCheck {
                     available: Some(update),

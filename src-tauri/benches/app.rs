@@ -12,6 +12,11 @@
 //! 300-400 MB). The GPU worker is reported apart, as in the node's benchmark: it runs
 //! requesters' kernels and exists only while lending.
 //!
+//! Baseline, measured in the same run: WebKitGTK's own MiniBrowser (shipped beside
+//! `WebKitWebProcess` in the same package) showing `about:blank`, with the graphics
+//! settings the app uses, is the least any WebKitGTK window costs on this machine. The
+//! dashboard's figure is also reported against it: what Spare adds to a blank window.
+//!
 //! `cargo bench -p spare-app` measures 60 s per phase; without `--bench` (as `make test`
 //! runs it) a smoke size checks that the benchmark works.
 #![allow(
@@ -60,15 +65,64 @@ mod linux {
         worker_rss: f64,
         /// How many processes were measured at the peak.
         processes: usize,
+        /// The path of WebKit's web process, where one ran.
+        web_process: Option<std::path::PathBuf>,
+    }
+
+    /// Measures WebKitGTK's MiniBrowser showing `about:blank`: `None` (and says why) where
+    /// there is none beside `web_process`.
+    fn measure_blank(
+        display: &str,
+        web_process: &Option<std::path::PathBuf>,
+        period: Duration,
+    ) -> Option<Figures> {
+        let browser = web_process.as_ref()?.with_file_name("MiniBrowser");
+        if !browser.exists() {
+            eprintln!(
+                "no {} beside WebKit's web process: the blank-window baseline is skipped",
+                browser.display()
+            );
+            return None;
+        }
+        let home = tempfile::tempdir().unwrap();
+        let mut command = Command::new(browser);
+        command.arg("about:blank");
+        // The variables `spare-app` sets for itself (`lighter_graphics` in main.rs).
+        command.env("GDK_GL", "disable");
+        command.env("WEBKIT_DISABLE_COMPOSITING_MODE", "1");
+        let app = spawn(command, home.path(), display);
+        Some(sample(app, false, false, period))
+    }
+
+    fn report_blank(blank: &Option<Figures>) {
+        let Some(blank) = blank else { return };
+        eprintln!(
+            "WebKitGTK's MiniBrowser showing about:blank: {:.1} MB PSS over {} processes \
+             ({:.1} MB resident summed)",
+            blank.pss, blank.processes, blank.rss
+        );
+        REPORT.line(
+            "webkit_blank_window_pss",
+            blank.pss,
+            "MB",
+            "target",
+            150.0,
+            "report (the least a WebKitGTK window costs here)",
+        );
     }
 
     pub fn run(period: Duration) {
         let xvfb =
             agent::testing::Xvfb::start().expect("Xvfb is needed: run installers/dev-setup.sh");
+        let mut blank = None;
         for demo in [false, true] {
             let mode = if demo { "demo" } else { "idle" };
             let tray = measure(&xvfb.display, demo, true, period);
             let open = measure(&xvfb.display, demo, false, period);
+            if blank.is_none() {
+                blank = Some(measure_blank(&xvfb.display, &open.web_process, period));
+                report_blank(blank.as_ref().unwrap());
+            }
             eprintln!(
                 "tray app {mode} over {} s: in the tray {:.1} MB resident, {:.2} % of a core; \
                  dashboard open {:.1} MB resident summed over {} processes ({:.1} MB PSS), \
@@ -98,6 +152,16 @@ mod linux {
                 150.0,
                 "<= 150 MB",
             );
+            if let Some(Some(blank)) = &blank {
+                REPORT.line(
+                    &format!("app_{mode}_dashboard_pss_vs_blank_webkit"),
+                    open.pss,
+                    "MB",
+                    "webkit_blank_window_pss",
+                    blank.pss,
+                    "report",
+                );
+            }
             REPORT.line(
                 &format!("app_{mode}_dashboard_rss_sum"),
                 open.rss,
@@ -172,6 +236,11 @@ mod linux {
         if minimized {
             command.arg("--minimized");
         }
+        spawn(command, home, display)
+    }
+
+    /// Starts `command` with its own home folders on `display`.
+    fn spawn(mut command: Command, home: &Path, display: &str) -> App {
         let child = command
             .env("HOME", home)
             .env("XDG_CONFIG_HOME", home.join("config"))
@@ -190,11 +259,19 @@ mod linux {
     fn measure(display: &str, demo: bool, minimized: bool, period: Duration) -> Figures {
         let home = tempfile::tempdir().unwrap();
         let app = start(home.path(), display, demo, minimized);
+        sample(app, demo, minimized, period)
+    }
+
+    /// Samples `app` and the processes under it over `period`, once its WebKit processes
+    /// (unless `minimized`) and its work (`demo`) have started; then stops it.
+    fn sample(app: App, demo: bool, minimized: bool, period: Duration) -> Figures {
         let pid = app.0.id();
         // WebKit starts its processes and the dashboard loads; demo work begins.
-        if !minimized {
-            wait_for_webkit(pid);
-        }
+        let web_process = if minimized {
+            None
+        } else {
+            Some(wait_for_webkit(pid))
+        };
         std::thread::sleep(Duration::from_secs(if demo { 10 } else { 3 }));
         let cpu_start: f64 = app_processes(pid)
             .iter()
@@ -207,6 +284,7 @@ mod linux {
             cpu: 0.0,
             worker_rss: 0.0,
             processes: 0,
+            web_process,
         };
         while started.elapsed() < period {
             let processes = app_processes(pid);
@@ -231,14 +309,16 @@ mod linux {
         peak
     }
 
-    fn wait_for_webkit(pid: u32) {
+    /// Waits for the web process under `pid`; returns its executable's path.
+    fn wait_for_webkit(pid: u32) -> std::path::PathBuf {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if descendants(pid)
-                .iter()
-                .any(|p| command_line(*p).contains("WebKitWebProcess"))
+            if let Some(web) = descendants(pid)
+                .into_iter()
+                .find(|p| command_line(*p).contains("WebKitWebProcess"))
+                && let Ok(path) = std::fs::read_link(format!("/proc/{web}/exe"))
             {
-                return;
+                return path;
             }
             std::thread::sleep(Duration::from_millis(100));
         }

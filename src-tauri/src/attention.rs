@@ -34,10 +34,14 @@ pub struct Attention {
 pub fn attention(status: Option<&Status>, down: Option<&Down>) -> Vec<Attention> {
     let mut out = Vec::new();
     match down {
-        Some(Down::Key(why)) => out.push(Attention {
+        // The full cause is technical: the notification says what it means and where
+        // the rest is; the dashboard shows the cause and its fix.
+        Some(Down::Key(_)) => out.push(Attention {
             key: "keyring",
             title: "Spare needs its key".into(),
-            body: why.clone(),
+            body: "Spare cannot read its node key, so nothing is lent. Open Spare's \
+                   dashboard for the cause and the fix, then start the node again."
+                .into(),
         }),
         Some(Down::Failed(why)) => out.push(Attention {
             key: "node_down",
@@ -176,7 +180,8 @@ mod tests {
             Some(&Down::Key("cannot read its node key: locked".into())),
         );
         assert_eq!(down[0].key, "keyring");
-        assert!(down[0].body.contains("locked"));
+        assert!(down[0].body.contains("cannot read its node key"));
+        assert!(down[0].body.contains("start the node again"));
         let failed = Down::Failed("port in use".into());
         assert_eq!(attention(None, Some(&failed))[0].key, "node_down");
         let restarting = Down::Planned("restarting".into());

@@ -25,6 +25,7 @@ pub fn export(dir: &Path) -> Result<(), ExportError> {
     ledger::VerifyReport::export_all(&cfg)?;
     crate::error::CommandError::export_all(&cfg)?;
     crate::updates::UpdateCheck::export_all(&cfg)?;
+    crate::pump::NodeDown::export_all(&cfg)?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use agent::config::Config;
 use agent::doctor::Check;
@@ -42,11 +43,24 @@ pub fn spawn_action(app: &AppHandle, act: impl FnOnce(&NodeHandle) + Send + 'sta
     });
 }
 
-/// The node's status now.
+/// The node's status now; while it starts (the dashboard opens with the app), once it
+/// has started.
 #[tauri::command(rename_all = "snake_case")]
 pub async fn status(host: State<'_, Arc<Host>>) -> Result<Status, CommandError> {
     let host = self::host(&host);
-    blocking(move || Ok(host.handle()?.status())).await
+    blocking(move || Ok(host.handle_when_started(Duration::from_secs(15))?.status())).await
+}
+
+/// Starts the node again when it could not start, after the owner fixed the cause (the
+/// dashboard's "Start the node again"): its status, or why it still cannot run.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn node_start(host: State<'_, Arc<Host>>) -> Result<Status, CommandError> {
+    let host = self::host(&host);
+    blocking(move || {
+        host.retry();
+        Ok(host.handle()?.status())
+    })
+    .await
 }
 
 /// Pauses `target` for `for`; answers once the pause is in force.

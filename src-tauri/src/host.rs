@@ -30,6 +30,9 @@ pub struct Launch {
 pub struct Host {
     launch: Launch,
     slot: Mutex<Slot>,
+    /// Held while the node starts or restarts: one start at a time (at launch, after a
+    /// settings change, or when the owner starts it again).
+    starting: Mutex<()>,
     /// Bumped whenever the node starts, stops or fails: the status pump resubscribes.
     generation: watch::Sender<u64>,
 }
@@ -69,6 +72,7 @@ impl Host {
                 node: None,
                 down: Down::Planned("the node is starting".into()),
             }),
+            starting: Mutex::new(()),
             generation: watch::channel(0).0,
         })
     }
@@ -98,6 +102,29 @@ impl Host {
     /// Starts the node with the config on disk. Blocking: call from a blocking thread
     /// inside the async runtime. A failure is kept (and shown) rather than returned.
     pub fn start(&self) {
+        let _turn = self.starting.lock().unwrap_or_else(|p| p.into_inner());
+        self.start_now();
+    }
+
+    /// Starts the node again when it could not start (its key could not be read, or it
+    /// failed), once the owner has fixed the cause: unlocked the keyring, freed the port.
+    /// Nothing happens while it runs, starts or stops. Blocking, as [`Host::start`].
+    /// Returns whether it tried.
+    pub fn retry(&self) -> bool {
+        let _turn = self.starting.lock().unwrap_or_else(|p| p.into_inner());
+        {
+            let mut slot = self.slot();
+            if slot.node.is_some() || matches!(slot.down, Down::Planned(_)) {
+                return false;
+            }
+            slot.down = Down::Planned("the node is starting again".into());
+        }
+        self.bump();
+        self.start_now();
+        true
+    }
+
+    fn start_now(&self) {
         let started = self
             .config()
             .map_err(|e| Down::Failed(e.to_string()))
@@ -135,8 +162,9 @@ impl Host {
 
     /// Stops the node and starts it again with the config on disk (just saved).
     pub fn restart(&self) {
+        let _turn = self.starting.lock().unwrap_or_else(|p| p.into_inner());
         self.stop("the node is restarting with the new settings");
-        self.start();
+        self.start_now();
     }
 
     /// Stops the node, saying `why` to anyone who asks meanwhile.
@@ -158,6 +186,19 @@ impl Host {
         match &slot.node {
             Some(node) => Ok(node.handle()),
             None => Err(CommandError::node_unavailable(slot.down.why())),
+        }
+    }
+
+    /// The running node's handle; while it is starting or restarting, waits for it (at
+    /// most `max`) rather than failing at once. Blocking.
+    pub fn handle_when_started(&self, max: Duration) -> Result<NodeHandle, CommandError> {
+        let deadline = Instant::now() + max;
+        loop {
+            let starting = matches!(self.down(), Some(Down::Planned(_)));
+            if !starting || Instant::now() >= deadline {
+                return self.handle();
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

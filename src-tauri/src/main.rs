@@ -75,9 +75,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     let updates = Arc::new(updates::Updates::default());
     let minimized = args.minimized;
     let app = tauri::Builder::default()
-        // First: a second launch only shows the running app's dashboard.
-        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
-            show_dashboard(app);
+        // First: a second launch hands over to this app and exits.
+        .plugin(tauri_plugin_single_instance::init(|app, args, _cwd| {
+            second_launch(app, &args);
         }))
         .plugin(tauri_plugin_autostart::init(
             MacosLauncher::LaunchAgent,
@@ -89,6 +89,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         .manage(Arc::clone(&updates))
         .invoke_handler(tauri::generate_handler![
             commands::status,
+            commands::node_start,
             commands::pause,
             commands::resume,
             commands::diagnostics,
@@ -156,6 +157,30 @@ fn lighter_graphics() {
             // can read the environment while it changes.
             unsafe { std::env::set_var(var, value) };
         }
+    }
+}
+
+/// Spare is launched again while it runs (`args` as the second launch got them, its
+/// program first): no second node starts. If the node could not start (a locked keyring
+/// at login, say), it tries again, as a fresh start would. Launched as at login
+/// (`--minimized`) it leaves the window as it is; otherwise (the desktop's menu, a click
+/// on the launcher) it shows the dashboard. Options that only take effect at start are
+/// logged as ignored.
+fn second_launch(app: &AppHandle, args: &[String]) {
+    let host = Arc::clone(&app.state::<Arc<Host>>());
+    tauri::async_runtime::spawn_blocking(move || host.retry());
+    let Ok(second) = Args::try_parse_from(args) else {
+        show_dashboard(app);
+        return;
+    };
+    if second.demo || second.config.is_some() {
+        agent::node::tracing_line(
+            "Spare is already running: --demo and --config take effect when it starts \
+             (quit it from the tray menu and start it again with them)",
+        );
+    }
+    if !second.minimized {
+        show_dashboard(app);
     }
 }
 

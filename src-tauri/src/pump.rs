@@ -1,5 +1,6 @@
 //! Pushes the node's status to the dashboard (the `status-changed` event) and the tray
-//! whenever it changes: no polling. Sends notifications when something newly needs the
+//! whenever it changes, and why it is not running when it stops or cannot start (the
+//! `node-down` event): no polling. Sends notifications when something newly needs the
 //! owner.
 
 use std::collections::HashSet;
@@ -7,14 +8,30 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent::node::Status;
+use serde::Serialize;
 use tauri::{AppHandle, Emitter as _};
 use tauri_plugin_notification::NotificationExt as _;
+use ts_rs::TS;
 
 use crate::attention;
 use crate::host::{Down, Host};
 
 /// The event name (`STATUS_CHANGED` in `ui/src/api.ts`).
 pub const STATUS_CHANGED: &str = "status-changed";
+
+/// The event name (`NODE_DOWN` in `ui/src/api.ts`).
+pub const NODE_DOWN: &str = "node-down";
+
+/// Why the node is not running (`ui/src/bindings/NodeDown.ts`), pushed when it stops or
+/// cannot start.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
+pub struct NodeDown {
+    /// Why, and what to do.
+    pub why: String,
+    /// It is starting, restarting or quitting and needs nothing from the owner; otherwise
+    /// the owner must fix the cause (a locked keyring, a port in use), then start it again.
+    pub planned: bool,
+}
 
 /// At most this many pushes a second: meters move smoothly, the UI is never flooded.
 const MIN_GAP: Duration = Duration::from_millis(250);
@@ -64,6 +81,14 @@ fn publish(
     crate::tray::show(app, status, down.map(Down::why), &needs);
     if let Some(status) = status {
         let _ = app.emit(STATUS_CHANGED, status);
+    } else if let Some(down) = down {
+        let _ = app.emit(
+            NODE_DOWN,
+            NodeDown {
+                why: down.why().to_owned(),
+                planned: matches!(down, Down::Planned(_)),
+            },
+        );
     }
     for item in &needs {
         if notified.insert(item.key) {

@@ -8,6 +8,7 @@ import type { Check } from "./bindings/Check";
 import type { CommandError } from "./bindings/CommandError";
 import type { Config } from "./bindings/Config";
 import type { Entry } from "./bindings/Entry";
+import type { NodeDown } from "./bindings/NodeDown";
 import type { PauseFor } from "./bindings/PauseFor";
 import type { PauseTarget } from "./bindings/PauseTarget";
 import type { Period } from "./bindings/Period";
@@ -18,6 +19,8 @@ import type { VerifyReport } from "./bindings/VerifyReport";
 
 /** The event the app emits with the new Status whenever the node's status changes. */
 export const STATUS_CHANGED = "status-changed";
+/** The event the app emits with a NodeDown when the node stops or cannot start. */
+export const NODE_DOWN = "node-down";
 
 const CODES: ReadonlyArray<CommandError["code"]> = [
   "node_unavailable",
@@ -59,6 +62,16 @@ export function status(): Promise<Status> {
 /** Calls `handle` with every Status the app pushes; resolves to the function that stops it. */
 export function onStatusChanged(handle: (status: Status) => void): Promise<UnlistenFn> {
   return listen<Status>(STATUS_CHANGED, (event) => handle(event.payload));
+}
+
+/** Calls `handle` whenever the node stops or cannot start, with why. */
+export function onNodeDown(handle: (down: NodeDown) => void): Promise<UnlistenFn> {
+  return listen<NodeDown>(NODE_DOWN, (event) => handle(event.payload));
+}
+
+/** Starts the node again after it could not start; resolves to its status. */
+export function nodeStart(): Promise<Status> {
+  return call("node_start");
 }
 
 export function pause(target: PauseTarget, until: PauseFor): Promise<Status> {

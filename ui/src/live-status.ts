@@ -1,14 +1,18 @@
 //! The node's status as the whole dashboard sees it: one `status()` call at start, then
-//! every `status-changed` event the app pushes. No polling.
+//! every `status-changed` and `node-down` event the app pushes. No polling.
 
 import { signal } from "@preact/signals";
 import * as api from "./api";
 import type { CommandError } from "./bindings/CommandError";
+import type { NodeDown } from "./bindings/NodeDown";
 import type { Status } from "./bindings/Status";
 
+/** The node's status; null while it is not running. */
 export const liveStatus = signal<Status | null>(null);
-/** Why the first status could not be read, until a status arrives. */
+/** Why the node is not running when the owner must act, until a status arrives. */
 export const statusError = signal<CommandError | null>(null);
+/** Why the node is not running when it will be by itself (starting, restarting). */
+export const nodeStarting = signal<string | null>(null);
 
 let started = false;
 
@@ -20,6 +24,10 @@ export async function startLiveStatus(): Promise<void> {
   await api.onStatusChanged((status) => {
     pushed = true;
     showStatus(status);
+  });
+  await api.onNodeDown((down) => {
+    pushed = true;
+    showDown(down);
   });
   try {
     const first = await api.status();
@@ -34,4 +42,17 @@ export async function startLiveStatus(): Promise<void> {
 export function showStatus(status: Status): void {
   liveStatus.value = status;
   statusError.value = null;
+  nodeStarting.value = null;
+}
+
+/** Shows that the node stopped or could not start. */
+export function showDown(down: NodeDown): void {
+  liveStatus.value = null;
+  if (down.planned) {
+    statusError.value = null;
+    nodeStarting.value = down.why;
+  } else {
+    statusError.value = { code: "node_unavailable", message: down.why };
+    nodeStarting.value = null;
+  }
 }

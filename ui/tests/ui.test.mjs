@@ -596,6 +596,44 @@ describe("dashboard", { timeout: 300_000 }, () => {
     await ledger.waitForSelector("#gpu-state");
   });
 
+  it("shows when the node is down, and starts it again once the owner fixed the cause", async () => {
+    const why = "Spare cannot read its node key. the keyring is locked\n  fix: unlock it";
+    const page = await open({ mock: { fail: { status: { code: "node_unavailable", message: why } } } });
+    const notice = page.locator('[data-error-code="node_unavailable"]');
+    await notice.waitFor();
+    assert.equal(await notice.locator(".notice-detail").textContent(), why);
+    // The fix stands on a line of its own.
+    assert.equal(await notice.locator(".notice-detail").innerText(), why.replace("\n  ", "\n"));
+    // Still failing: the notice stays and says why, next to the button.
+    await page.evaluate(() =>
+      window.spareMock.fail("node_start", { code: "node_unavailable", message: "the keyring is still locked" }),
+    );
+    await page.getByRole("button", { name: "Start the node again" }).click();
+    await page.getByText("It still cannot start: the keyring is still locked").waitFor();
+    assert.equal(await page.locator("#gpu-state").count(), 0);
+    // Fixed: the node runs and the screen shows it.
+    await page.evaluate(() => window.spareMock.clearFailures());
+    await page.getByRole("button", { name: "Start the node again" }).click();
+    await page.waitForSelector("#gpu-state");
+    assert.equal(await notice.count(), 0);
+    assert.equal((await callsOf(page, "node_start")).length, 2);
+    await page.screenshot({ path: join(SCREENSHOTS, "node-restarted.png") });
+
+    // Pushed by the app: a restart needs nothing from the owner; a failure does.
+    await page.evaluate(() => window.spareMock.emitDown({ why: "the node is restarting with the new settings", planned: true }));
+    await page.getByText("The node is restarting with the new settings…").waitFor();
+    assert.equal(await notice.count(), 0);
+    await page.evaluate(() => window.spareMock.emitStatus("lending"));
+    await page.waitForSelector("#gpu-state");
+    await page.evaluate(() =>
+      window.spareMock.emitDown({ why: "the node could not start: UDP port 7844 is in use", planned: false }),
+    );
+    await notice.waitFor();
+    assert.equal(await notice.locator(".notice-detail").innerText(), "the node could not start: UDP port 7844 is in use");
+    assert.deepEqual(await lowContrast(page), []);
+    await page.screenshot({ path: join(SCREENSHOTS, "node-down.png") });
+  });
+
   it("moves between tabs with the keyboard, with focus visible", async () => {
     const page = await open();
     await page.keyboard.press("Tab");

@@ -24,6 +24,7 @@ const CLI = path.resolve(ROOT, process.env.SPARE_CLI ?? "target/debug/spare");
 const SCREENSHOTS = path.join(ROOT, "target/screenshots");
 const WEBKIT_DRIVER = "/usr/bin/WebKitWebDriver";
 const IMPORT = "/usr/bin/import";
+const DUNST_SERVICE = "/usr/share/dbus-1/services/org.knopwob.dunst.service";
 const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
 const TAURI_CLI = path.join(ROOT, "ui/node_modules/.bin/tauri");
 
@@ -640,6 +641,7 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
     need(prerequisites.xvfb, "Xvfb (apt: xvfb)");
     need(prerequisites.trayer, "trayer (apt: trayer)");
     need(prerequisites.xdotool, "xdotool (apt: xdotool)");
+    need(fs.existsSync(DUNST_SERVICE), "dunst, a notification server (apt: dunst)");
     need(
       process.env.DBUS_SESSION_BUS_ADDRESS,
       "a private session bus with a keyring: run the tests through installers/with-keyring.sh",
@@ -1100,9 +1102,10 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
       }
       assert.ok(resumed, `the tray's Resume ended the pause: ${JSON.stringify(watch.last?.gpu)}`);
 
-      // A second launch (as from the desktop's menu) finds the running app over D-Bus
-      // (tauri-plugin-single-instance), hands over and exits 0; the running app opens its
-      // dashboard, which it did not open at start (--minimized).
+      // A second launch finds the running app over D-Bus (tauri-plugin-single-instance),
+      // hands over and exits 0. Launched as at login (--minimized) it leaves the running
+      // app in the tray; launched from the desktop's menu (no options) the running app
+      // opens its dashboard, which it did not open at start (--minimized).
       step("single instance");
       const node = await watch.until("the node to answer before the second launch", (s) => s.node_id, 10_000);
       const spareWindows = async (...flags) =>
@@ -1110,18 +1113,26 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
       const windowsBefore = await spareWindows();
       assert.deepEqual(await spareWindows("--onlyvisible"), [], "no dashboard is shown before the second launch");
       const secondLog = path.join(home, "second-launch.log");
-      context.logs.push(["the second launch", secondLog]);
-      const slog = fs.openSync(secondLog, "a");
+      context.logs.push(["the second launches", secondLog]);
+      const launchAgain = async (args) => {
+        const slog = fs.openSync(secondLog, "a");
+        const second = spawn(APP, args, { env, stdio: ["ignore", slog, slog] });
+        fs.closeSync(slog);
+        const end = await Promise.race([
+          new Promise((resolve) => second.once("exit", (code, sig) => resolve({ code, signal: sig }))),
+          sleep(15_000).then(() => null),
+        ]);
+        if (!end) signal(second.pid, "SIGKILL");
+        assert.ok(end, `the second launch (${args.join(" ") || "no options"}) exited by itself within 15 s`);
+        assert.deepEqual(end, { code: 0, signal: null }, "the second launch exits with status 0");
+      };
+      await launchAgain(["--minimized"]);
+      // The running app has had the hand-over; give a window 3 s to show, as it would.
+      await sleep(3_000);
+      assert.deepEqual(await spareWindows("--onlyvisible"), [], "a second launch as at login shows no dashboard");
+      assert.deepEqual(appPids(home), [app.pid], "one app runs after the second launch as at login");
       const launched = Date.now();
-      const second = spawn(APP, ["--minimized"], { env, stdio: ["ignore", slog, slog] });
-      fs.closeSync(slog);
-      const secondEnd = await Promise.race([
-        new Promise((resolve) => second.once("exit", (code, sig) => resolve({ code, signal: sig }))),
-        sleep(15_000).then(() => null),
-      ]);
-      if (!secondEnd) signal(second.pid, "SIGKILL");
-      assert.ok(secondEnd, "the second launch exited by itself within 15 s");
-      assert.deepEqual(secondEnd, { code: 0, signal: null }, "the second launch exits with status 0");
+      await launchAgain([]);
       const handedOver = Date.now();
       const dashboard = await waitFor(
         "the running app to show its dashboard (a visible window named Spare)",
@@ -1153,6 +1164,113 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
       const after = await spareStatus(env);
       assert.ok(after.error, "no node answers after quitting");
       assert.equal(updateServer.asked("tray", "latest.json"), 0, "with update checks off, the app asked nothing");
+    });
+  });
+
+  it("notifies the owner through the desktop's notification server when the node key cannot be read", async () => {
+    const context = await isolatedHome(display, "notify", { updates: { check: false, server: updateServer } });
+    contexts.push(context);
+    const { home, env, appLog } = context;
+    // A session bus of its own with a real notification server (dunst, started by D-Bus
+    // activation when the app first notifies, showing its popups on the test display) and
+    // no Secret Service, so the node cannot read its key (attention.rs: "keyring").
+    const busLog = path.join(home, "dbus.log");
+    const monitorLog = path.join(home, "dbus-monitor.log");
+    context.logs = [
+      ["the app (stdout and stderr)", appLog],
+      ["the session bus and dunst", busLog],
+      ["the notification calls on the bus (dbus-monitor)", monitorLog],
+    ];
+    const services = path.join(home, "dbus-services");
+    fs.mkdirSync(services);
+    fs.copyFileSync(DUNST_SERVICE, path.join(services, path.basename(DUNST_SERVICE)));
+    const socket = path.join(home, "bus");
+    fs.writeFileSync(
+      path.join(home, "bus.conf"),
+      `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path=${socket}</listen>
+  <auth>EXTERNAL</auth>
+  <servicedir>${services}</servicedir>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+`,
+    );
+    env.DBUS_SESSION_BUS_ADDRESS = `unix:path=${socket}`;
+    const step = stepper();
+    await withDiagnostics(context, async () => {
+      const blog = fs.openSync(busLog, "a");
+      spawn("dbus-daemon", ["--nofork", `--config-file=${path.join(home, "bus.conf")}`], {
+        env,
+        stdio: ["ignore", blog, blog],
+      });
+      fs.closeSync(blog);
+      await waitFor("the session bus's socket", () => fs.existsSync(socket), { timeout: 10_000 });
+      const mlog = fs.openSync(monitorLog, "a");
+      spawn("dbus-monitor", ["--address", env.DBUS_SESSION_BUS_ADDRESS, "interface='org.freedesktop.Notifications'"], {
+        env,
+        stdio: ["ignore", mlog, mlog],
+      });
+      fs.closeSync(mlog);
+      await waitFor("dbus-monitor to watch the bus", () => fs.readFileSync(monitorLog, "utf8").includes("NameAcquired"), {
+        timeout: 10_000,
+      });
+
+      step("notify: the app starts without a keyring");
+      const alog = fs.openSync(appLog, "a");
+      const app = spawn(APP, ["--minimized"], { env, stdio: ["ignore", alog, alog] });
+      fs.closeSync(alog);
+      const call = await waitFor(
+        "the app to send a desktop notification (a Notify call on the session bus)",
+        // The whole call: its last argument is the expiry timeout, an int32.
+        () => fs.readFileSync(monitorLog, "utf8").match(/member=Notify\n[\s\S]*?\n\s+int32 -?\d+\n/)?.[0],
+        { timeout: 60_000 },
+      );
+      assert.match(call, /string "Spare needs its key"/, "the notification's title names the problem");
+      assert.match(call, /string "Spare cannot read its node key, so nothing is lent\. Open Spare's dashboard for the cause and the fix/, "the notification's body says what it means and where the fix is");
+      // dunst took it and shows it: its popup is a window on the display.
+      await waitFor(
+        "dunst's popup on the display",
+        async () => (await xdotool(env, "search", "--onlyvisible", "--class", "Dunst")).code === 0,
+        { timeout: 15_000 },
+      );
+      if (fs.existsSync(IMPORT)) {
+        await run(IMPORT, ["-window", "root", path.join(SCREENSHOTS, "notification.png")], { env });
+      }
+      // One notification per cause: the node stays down, and no second one comes.
+      await sleep(3_000);
+      const calls = fs.readFileSync(monitorLog, "utf8").split("member=Notify").length - 1;
+      assert.equal(calls, 1, "the owner is notified once while the cause lasts");
+      assert.equal(app.exitCode, null, "the app keeps running (in the tray) without its node");
+      assert.deepEqual(appPids(home), [app.pid], "one app runs");
+      assert.match(fs.readFileSync(appLog, "utf8"), /the node did not start: Spare cannot read its node key/);
+
+      // The owner unlocks a keyring, then opens Spare again: the running app starts its
+      // node (as its dashboard's "Start the node again" does, through the same call).
+      step("notify: a keyring appears; a second launch starts the node");
+      const keyring = spawn("gnome-keyring-daemon", ["--unlock", "--components=secrets"], {
+        env: { ...env, XDG_DATA_HOME: path.join(home, "keyring") },
+        stdio: ["pipe", "ignore", "ignore"],
+      });
+      keyring.stdin.end("spare-test");
+      await waitFor("gnome-keyring-daemon to unlock", () => keyring.exitCode === 0, { timeout: 15_000 });
+      const slog = fs.openSync(path.join(home, "second-launch.log"), "a");
+      const second = spawn(APP, ["--minimized"], { env, stdio: ["ignore", slog, slog] });
+      fs.closeSync(slog);
+      await new Promise((resolve) => second.once("exit", resolve));
+      const started = await waitFor(
+        "the running app's node to start and answer spare status",
+        async () => (await spareStatus(env)).node_id,
+        { timeout: 60_000 },
+      );
+      assert.match(started, /\S/, "the node has an id");
+      assert.deepEqual(appPids(home), [app.pid], "the first app runs the node");
     });
   });
 

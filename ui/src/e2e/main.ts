@@ -4,9 +4,10 @@
 
 import { mockIPC } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
-import { STATUS_CHANGED } from "../api";
+import { NODE_DOWN, STATUS_CHANGED } from "../api";
 import type { CommandError } from "../bindings/CommandError";
 import type { Config } from "../bindings/Config";
+import type { NodeDown } from "../bindings/NodeDown";
 import type { PauseFor } from "../bindings/PauseFor";
 import type { PauseTarget } from "../bindings/PauseTarget";
 import type { Period } from "../bindings/Period";
@@ -71,6 +72,8 @@ function resumed(target: PauseTarget): Status {
 function answer(cmd: string, args: Record<string, unknown>): unknown {
   switch (cmd) {
     case "status":
+      return status;
+    case "node_start":
       return status;
     case "pause":
       status = paused(args.target as PauseTarget, args.for as PauseFor);
@@ -146,6 +149,10 @@ const spareMock = {
   emitStatus: async (next: StatusName | Status) => {
     status = typeof next === "string" ? statusFixture(next) : next;
     await emit(STATUS_CHANGED, status);
+  },
+  /** Says the node stopped or could not start, as the app does. */
+  emitDown: async (down: NodeDown) => {
+    await emit(NODE_DOWN, down);
   },
   fixtures: { statusFixture, reportFixture, updateFixture, entries, config: configFixture(), checks: CHECKS },
 };

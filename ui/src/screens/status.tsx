@@ -14,7 +14,7 @@ import type { ResourceState } from "../bindings/ResourceState";
 import type { SignalsStatus } from "../bindings/SignalsStatus";
 import { formatCredits, formatRate } from "../credits";
 import { ErrorNotice } from "../error-notice";
-import { liveStatus, showStatus, statusError } from "../live-status";
+import { liveStatus, nodeStarting, showStatus, statusError } from "../live-status";
 
 const STATE_WORDS: Record<ResourceState["state"], string> = {
   lending: "Lending",
@@ -41,7 +41,13 @@ export function StatusScreen() {
 
   if (!status) {
     const error = statusError.value;
-    return error ? <ErrorNotice error={error} /> : <p class="loading">Reading the node's status…</p>;
+    if (error) return <ErrorNotice error={error} />;
+    const starting = nodeStarting.value;
+    return (
+      <p class="loading" role="status">
+        {starting ? `${starting[0].toUpperCase()}${starting.slice(1)}…` : "Reading the node's status…"}
+      </p>
+    );
   }
 
   async function act(run: () => Promise<typeof status>) {

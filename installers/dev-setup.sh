@@ -34,6 +34,8 @@ log() { printf 'dev-setup: %s\n' "$*" >&2; }
 #   imagemagick                   `import`: screenshots of the tray menu
 #   dunst                         a real notification server (D-Bus activated) for the
 #                                 test that the app notifies the owner
+#   libglib2.0-bin                gio: GLib's own launcher runs the start-at-login entry
+#                                 in a test (src-tauri/src/login.rs)
 #   osslsigncode, openssl         the Windows signing script's test signs a real .exe
 #                                 (installers/windows/sign.test.mjs)
 #   sudo                          how the updater installs a .deb when there is no pkexec
@@ -42,7 +44,7 @@ log() { printf 'dev-setup: %s\n' "$*" >&2; }
 APT_PACKAGES=(gnome-keyring libsecret-1-0 dbus-daemon dbus-bin keyutils pkg-config build-essential
   mesa-vulkan-drivers libvulkan1 curl xvfb xauth xdotool util-linux kwin-wayland chromium
   libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev
-  webkit2gtk-driver trayer imagemagick dunst osslsigncode openssl sudo)
+  webkit2gtk-driver trayer imagemagick dunst libglib2.0-bin osslsigncode openssl sudo)
 
 missing_apt_packages() {
   local pkg

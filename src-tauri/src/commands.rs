@@ -14,7 +14,6 @@ use agent::node::{NodeHandle, PauseFor, Status, Target};
 use chrono::{Local, NaiveDate, Offset as _};
 use ledger::{Ledger, Period, VerifyReport};
 use tauri::{AppHandle, Manager, State};
-use tauri_plugin_autostart::ManagerExt as _;
 
 use crate::error::CommandError;
 use crate::host::Host;
@@ -238,28 +237,13 @@ pub async fn running_processes() -> Result<Vec<String>, CommandError> {
 /// Whether Spare starts at login.
 #[tauri::command(rename_all = "snake_case")]
 pub async fn autostart_get(app: AppHandle) -> Result<bool, CommandError> {
-    app.autolaunch()
-        .is_enabled()
-        .map_err(|e| CommandError::IoError {
-            message: format!("cannot read the start-at-login setting: {e}"),
-        })
+    blocking(move || crate::login::is_enabled(&app)).await
 }
 
 /// Turns start at login on or off; answers the setting now in force.
 #[tauri::command(rename_all = "snake_case")]
 pub async fn autostart_set(app: AppHandle, enabled: bool) -> Result<bool, CommandError> {
-    let launcher = app.autolaunch();
-    let done = if enabled {
-        launcher.enable()
-    } else {
-        launcher.disable()
-    };
-    done.map_err(|e| CommandError::IoError {
-        message: format!("cannot change the start-at-login setting: {e}"),
-    })?;
-    launcher.is_enabled().map_err(|e| CommandError::IoError {
-        message: format!("cannot read the start-at-login setting: {e}"),
-    })
+    blocking(move || crate::login::set(&app, enabled)).await
 }
 
 /// Asks the release server whether a newer Spare is out.

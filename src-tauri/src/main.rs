@@ -13,6 +13,7 @@ mod bindings;
 mod commands;
 mod error;
 mod host;
+mod login;
 mod pump;
 mod tray;
 mod updates;
@@ -23,7 +24,6 @@ use std::sync::Arc;
 
 use clap::Parser;
 use tauri::{AppHandle, Manager, RunEvent};
-use tauri_plugin_autostart::MacosLauncher;
 
 use crate::host::{Host, Launch};
 
@@ -79,12 +79,15 @@ fn run(args: Args) -> anyhow::Result<()> {
         .plugin(tauri_plugin_single_instance::init(|app, args, _cwd| {
             second_launch(app, &args);
         }))
-        .plugin(tauri_plugin_autostart::init(
-            MacosLauncher::LaunchAgent,
-            Some(vec!["--minimized"]),
-        ))
         .plugin(tauri_plugin_notification::init())
-        .plugin(tauri_plugin_updater::Builder::new().build())
+        .plugin(tauri_plugin_updater::Builder::new().build());
+    // Start at login: the plugin on Windows and macOS, Spare's own entry on Linux (login.rs).
+    #[cfg(not(target_os = "linux"))]
+    let app = app.plugin(tauri_plugin_autostart::init(
+        tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+        Some(vec!["--minimized"]),
+    ));
+    let app = app
         .manage(Arc::clone(&host))
         .manage(Arc::clone(&updates))
         .invoke_handler(tauri::generate_handler![

@@ -237,7 +237,8 @@ async function isolatedHome(display, label, { updates }) {
   delete env.WAYLAND_DISPLAY;
   Object.assign(env, {
     HOME: home,
-    XDG_CONFIG_HOME: path.join(home, ".config"),
+    // Not ~/.config: start at login must write where XDG_CONFIG_HOME says.
+    XDG_CONFIG_HOME: path.join(home, "config"),
     XDG_DATA_HOME: path.join(home, ".local/share"),
     XDG_CACHE_HOME: path.join(home, ".cache"),
     DISPLAY: display,
@@ -847,6 +848,7 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
         assert.equal(reread, want, `the start-at-login checkbox shows ${want ? "on" : "off"} when Settings opens again (${why})`);
       };
       assert.deepEqual(desktopFiles(), [], `no autostart entry in a fresh home (${autostartDir})`);
+      const defaultDir = path.join(home, ".config/autostart");
       await loginShows(false, "a fresh home");
 
       await session.clickOn(loginBox);
@@ -866,6 +868,7 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
       assert.match(exec, /(^|\s)--minimized(\s|$)/, `the autostart entry starts the app minimized:\n${entry}`);
       assert.equal(exec.split(/\s+/)[0], fs.realpathSync(APP), `the autostart entry runs this app:\n${entry}`);
       assert.match(entry, /^Type=Application$/m, `the autostart entry is an application:\n${entry}`);
+      assert.ok(!fs.existsSync(defaultDir), `nothing is written to ${defaultDir} when XDG_CONFIG_HOME is elsewhere`);
       assert.doesNotMatch(entry, /^(Hidden=true|X-GNOME-Autostart-enabled=false)$/m, `the entry is not disabled:\n${entry}`);
       await loginShows(true, "after turning it on");
 

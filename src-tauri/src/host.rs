@@ -192,14 +192,16 @@ impl Host {
     /// The running node's handle; while it is starting or restarting, waits for it (at
     /// most `max`) rather than failing at once. Blocking.
     pub fn handle_when_started(&self, max: Duration) -> Result<NodeHandle, CommandError> {
-        let deadline = Instant::now() + max;
-        loop {
-            let starting = matches!(self.down(), Some(Down::Planned(_)));
-            if !starting || Instant::now() >= deadline {
-                return self.handle();
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let starting = || matches!(self.down(), Some(Down::Planned(_)));
+        if starting() {
+            // Every start, stop and failure bumps the generation.
+            let mut generations = self.generations();
+            let _ = tauri::async_runtime::block_on(tokio::time::timeout(
+                max,
+                generations.wait_for(|_| !starting()),
+            ));
         }
+        self.handle()
     }
 
     /// Why the node is not running (`None` while it runs).

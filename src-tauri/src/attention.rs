@@ -118,6 +118,49 @@ pub fn tooltip(status: Option<&Status>, down: Option<&str>) -> String {
     }
 }
 
+/// Everything the tray shows: the tray sets only what changed since it last showed one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrayView {
+    /// The icon.
+    pub state: TrayState,
+    /// The tooltip.
+    pub tooltip: String,
+    /// The menu's first state line.
+    pub gpu_line: String,
+    /// The menu's second state line (empty while the node is not running).
+    pub bandwidth_line: String,
+    /// Resume is enabled: the owner paused something.
+    pub resume: bool,
+    /// "Start the node again" is enabled: the node could not start, and the owner can fix
+    /// why (a planned stop or restart passes by itself).
+    pub start_again: bool,
+}
+
+/// What the tray shows for `status` (or `down`, why there is none) and `attention`.
+pub fn tray_view(status: Option<&Status>, down: Option<&str>, attention: &[Attention]) -> TrayView {
+    let (gpu_line, bandwidth_line) = match status {
+        Some(s) => (
+            state_line("GPU", &s.gpu.state),
+            state_line("Bandwidth", &s.bandwidth.state),
+        ),
+        None => (
+            format!("Not running: {}", down.unwrap_or("starting")),
+            String::new(),
+        ),
+    };
+    TrayView {
+        state: tray_state(status, attention),
+        tooltip: tooltip(status, down),
+        gpu_line,
+        bandwidth_line,
+        resume: paused_by_owner(status),
+        start_again: status.is_none()
+            && attention
+                .iter()
+                .any(|a| matches!(a.key, "keyring" | "node_down")),
+    }
+}
+
 /// Whether the owner paused anything (the menu's Resume is enabled then).
 pub fn paused_by_owner(status: Option<&Status>) -> bool {
     status.is_some_and(|s| {
@@ -186,6 +229,33 @@ mod tests {
         assert_eq!(attention(None, Some(&failed))[0].key, "node_down");
         let restarting = Down::Planned("restarting".into());
         assert!(attention(None, Some(&restarting)).is_empty());
+    }
+
+    #[test]
+    fn start_again_is_offered_only_when_the_owner_must_fix_a_node_that_cannot_start() {
+        let running = status(State::Lending, State::Paused);
+        let view = tray_view(Some(&running), None, &[]);
+        assert!(!view.start_again);
+        assert_eq!(view.gpu_line, "GPU: lending");
+        for down in [
+            Down::Key("locked".into()),
+            Down::Failed("port in use".into()),
+        ] {
+            let needs = attention(None, Some(&down));
+            let view = tray_view(None, Some(down.why()), &needs);
+            assert!(view.start_again, "{down:?}");
+            assert_eq!(view.state, TrayState::Attention);
+            assert_eq!(view.gpu_line, format!("Not running: {}", down.why()));
+            assert_eq!(view.bandwidth_line, "");
+        }
+        let restarting = Down::Planned("the node is restarting".into());
+        let view = tray_view(
+            None,
+            Some(restarting.why()),
+            &attention(None, Some(&restarting)),
+        );
+        assert!(!view.start_again);
+        assert_eq!(view.state, TrayState::Waiting);
     }
 
     #[test]

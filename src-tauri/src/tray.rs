@@ -2,12 +2,14 @@
 //! resume, the dashboard, quit. Menu clicks call the same agent API the dashboard does.
 
 use agent::node::{PauseFor, Status, Target};
+use std::sync::Mutex;
 use tauri::image::Image;
 use tauri::menu::{IsMenuItem, Menu, MenuEvent, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::{MouseButton, MouseButtonState, TrayIcon, TrayIconBuilder, TrayIconEvent};
+
 use tauri::{AppHandle, Manager, Wry};
 
-use crate::attention::{self, Attention, TrayState};
+use crate::attention::{self, Attention, TrayState, TrayView};
 
 /// The tray icon's id.
 const TRAY_ID: &str = "spare";
@@ -17,6 +19,10 @@ pub struct TrayItems {
     gpu: MenuItem<Wry>,
     bandwidth: MenuItem<Wry>,
     resume: MenuItem<Wry>,
+    start_again: MenuItem<Wry>,
+    /// What is shown now: each change sets only what differs (the status changes up to
+    /// four times a second; the icon and menu rarely do).
+    shown: Mutex<Option<TrayView>>,
 }
 
 /// The icon for `state`, from `icons/`.
@@ -80,6 +86,7 @@ pub fn create(app: &AppHandle) -> tauri::Result<TrayItems> {
         None::<&str>,
     )?;
     let resume = MenuItem::with_id(app, "resume", "Resume", false, None::<&str>)?;
+    let start_again = MenuItem::with_id(app, "start", "Start the node again", false, None::<&str>)?;
     let menu = Menu::with_items(
         app,
         &[
@@ -90,6 +97,7 @@ pub fn create(app: &AppHandle) -> tauri::Result<TrayItems> {
             &pause_menu(app, Target::Bandwidth, "Pause bandwidth")?,
             &pause_menu(app, Target::All, "Pause all")?,
             &resume,
+            &start_again,
             &PredefinedMenuItem::separator(app)?,
             &MenuItem::with_id(app, "open", "Open dashboard", true, None::<&str>)?,
             &MenuItem::with_id(app, "quit", "Quit Spare", true, None::<&str>)?,
@@ -107,6 +115,8 @@ pub fn create(app: &AppHandle) -> tauri::Result<TrayItems> {
         gpu,
         bandwidth,
         resume,
+        start_again,
+        shown: Mutex::new(None),
     })
 }
 
@@ -128,6 +138,10 @@ fn on_menu(app: &AppHandle, event: MenuEvent) {
         "open" => crate::show_dashboard(app),
         "quit" => crate::quit(app),
         "resume" => crate::commands::spawn_action(app, |handle| handle.resume(Target::All)),
+        "start" => {
+            let host = std::sync::Arc::clone(&app.state::<std::sync::Arc<crate::host::Host>>());
+            tauri::async_runtime::spawn_blocking(move || host.retry());
+        }
         _ => {
             let Some((target, how_long)) = parse_pause(&id) else {
                 return;
@@ -153,24 +167,30 @@ pub fn show(app: &AppHandle, status: Option<&Status>, down: Option<&str>, attent
     let Some(items) = app.try_state::<TrayItems>() else {
         return;
     };
-    let state = attention::tray_state(status, attention);
+    let view = attention::tray_view(status, down, attention);
+    let mut shown = items.shown.lock().unwrap_or_else(|p| p.into_inner());
+    let old = shown.as_ref();
     if let Some(tray) = app.tray_by_id(TRAY_ID) {
-        let _ = tray.set_icon(Some(icon(state)));
-        let _ = tray.set_tooltip(Some(attention::tooltip(status, down)));
+        if old.is_none_or(|o| o.state != view.state) {
+            let _ = tray.set_icon(Some(icon(view.state)));
+        }
+        if old.is_none_or(|o| o.tooltip != view.tooltip) {
+            let _ = tray.set_tooltip(Some(&view.tooltip));
+        }
     }
-    let (gpu, bandwidth) = match status {
-        Some(s) => (
-            attention::state_line("GPU", &s.gpu.state),
-            attention::state_line("Bandwidth", &s.bandwidth.state),
-        ),
-        None => (
-            format!("Not running: {}", down.unwrap_or("starting")),
-            String::new(),
-        ),
-    };
-    let _ = items.gpu.set_text(gpu);
-    let _ = items.bandwidth.set_text(bandwidth);
-    let _ = items.resume.set_enabled(attention::paused_by_owner(status));
+    if old.is_none_or(|o| o.gpu_line != view.gpu_line) {
+        let _ = items.gpu.set_text(&view.gpu_line);
+    }
+    if old.is_none_or(|o| o.bandwidth_line != view.bandwidth_line) {
+        let _ = items.bandwidth.set_text(&view.bandwidth_line);
+    }
+    if old.is_none_or(|o| o.resume != view.resume) {
+        let _ = items.resume.set_enabled(view.resume);
+    }
+    if old.is_none_or(|o| o.start_again != view.start_again) {
+        let _ = items.start_again.set_enabled(view.start_again);
+    }
+    *shown = Some(view);
 }
 
 #[cfg(test)]

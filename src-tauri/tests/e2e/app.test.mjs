@@ -380,6 +380,73 @@ function xdotool(env, ...args) {
   return run("xdotool", args, { env, timeout: 15_000 });
 }
 
+/** Starts trayer (an XEmbed system tray) on the display of `env`; resolves once its window is up. */
+async function startTrayer(env, logFile) {
+  const tlog = fs.openSync(logFile, "a");
+  const trayer = spawn(
+    prerequisites.trayer,
+    [
+      ...["--edge", "top", "--align", "right", "--widthtype", "request", "--height", "32"],
+      ...["--SetDockType", "true", "--transparent", "false"],
+    ],
+    { env, stdio: ["ignore", tlog, tlog] },
+  );
+  fs.closeSync(tlog);
+  await waitFor("trayer's window", async () => {
+    if (trayer.exitCode !== null) throw new Error(`trayer exited with ${trayer.exitCode}`);
+    return (await xdotool(env, "search", "--class", "trayer")).code === 0;
+  });
+  return { trayer, windows: (await xdotool(env, "search", "--class", "trayer")).stdout.trim().split("\n") };
+}
+
+/**
+ * The tray icon of the app `pid`, once it has embedded in trayer (whose panel is sized
+ * to its icons): `openMenu()` opens its menu, `keys(...)` types into it.
+ */
+async function trayMenu(env, trayerWindows, pid) {
+  const icon = await waitFor(
+    "the app's tray icon to embed in trayer",
+    async () => {
+      for (const id of trayerWindows) {
+        const { stdout } = await xdotool(env, "getwindowgeometry", "--shell", id);
+        const g = Object.fromEntries(stdout.trim().split("\n").map((l) => l.split("=")));
+        if (Number(g.WIDTH) >= 16 && Number(g.HEIGHT) >= 16) {
+          return { x: Number(g.X) + Math.floor(Number(g.WIDTH) / 2), y: Number(g.Y) + Math.floor(Number(g.HEIGHT) / 2), g };
+        }
+      }
+      return null;
+    },
+    { timeout: 60_000, interval: 1_000 },
+  );
+  const visibleAppWindows = async () =>
+    (await xdotool(env, "search", "--onlyvisible", "--pid", String(pid), "")).stdout
+      .trim()
+      .split("\n")
+      .filter(Boolean);
+  // Opens the menu with a right click on the icon (then a left one if that did nothing).
+  const openMenu = async () => {
+    const before = await visibleAppWindows();
+    for (const button of ["3", "1"]) {
+      await xdotool(env, "mousemove", String(icon.x), String(icon.y), "click", button);
+      const opened = await waitFor(
+        "the tray menu to open",
+        async () => (await visibleAppWindows()).length > before.length,
+        { timeout: 5_000 },
+      ).catch(() => false);
+      if (opened) return;
+      await xdotool(env, "key", "Escape");
+    }
+    throw new Error(`no menu opened on a right or left click at ${icon.x},${icon.y} (trayer ${JSON.stringify(icon.g)})`);
+  };
+  const keys = async (...names) => {
+    for (const name of names) {
+      await xdotool(env, "key", name);
+      await sleep(150);
+    }
+  };
+  return { openMenu, keys };
+}
+
 /** Logs a test's progress with the seconds since `since` (a slow step shows where). */
 function stepper(since = Date.now()) {
   return (what) => console.error(`# ${((Date.now() - since) / 1000).toFixed(1)} s: ${what}`);
@@ -1007,21 +1074,7 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
 
     const step = stepper();
     await withDiagnostics(context, async () => {
-      const tlog = fs.openSync(trayerLog, "a");
-      const trayer = spawn(
-        prerequisites.trayer,
-        [
-          ...["--edge", "top", "--align", "right", "--widthtype", "request", "--height", "32"],
-          ...["--SetDockType", "true", "--transparent", "false"],
-        ],
-        { env, stdio: ["ignore", tlog, tlog] },
-      );
-      fs.closeSync(tlog);
-      await waitFor("trayer's window", async () => {
-        if (trayer.exitCode !== null) throw new Error(`trayer exited with ${trayer.exitCode}`);
-        return (await xdotool(env, "search", "--class", "trayer")).code === 0;
-      });
-      const trayerWindows = (await xdotool(env, "search", "--class", "trayer")).stdout.trim().split("\n");
+      const { windows: trayerWindows } = await startTrayer(env, trayerLog);
 
       const alog = fs.openSync(appLog, "a");
       const app = spawn(APP, ["--demo", "--minimized"], { env, stdio: ["ignore", alog, alog] });
@@ -1031,48 +1084,7 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
       // The app's set-up starts its update timer before its node can answer.
       const updateTimerStarted = Date.now();
 
-      // The icon: the window embedded in trayer (its panel is sized to its icons).
-      const icon = await waitFor(
-        "the app's tray icon to embed in trayer",
-        async () => {
-          for (const id of trayerWindows) {
-            const { stdout } = await xdotool(env, "getwindowgeometry", "--shell", id);
-            const g = Object.fromEntries(stdout.trim().split("\n").map((l) => l.split("=")));
-            if (Number(g.WIDTH) >= 16 && Number(g.HEIGHT) >= 16) {
-              return { x: Number(g.X) + Math.floor(Number(g.WIDTH) / 2), y: Number(g.Y) + Math.floor(Number(g.HEIGHT) / 2), g };
-            }
-          }
-          return null;
-        },
-        { timeout: 60_000, interval: 1_000 },
-      );
-
-      // Opens the menu with a right click on the icon (then a left one if that did nothing).
-      const visibleAppWindows = async () =>
-        (await xdotool(env, "search", "--onlyvisible", "--pid", String(app.pid), "")).stdout
-          .trim()
-          .split("\n")
-          .filter(Boolean);
-      const openMenu = async () => {
-        const before = await visibleAppWindows();
-        for (const button of ["3", "1"]) {
-          await xdotool(env, "mousemove", String(icon.x), String(icon.y), "click", button);
-          const opened = await waitFor(
-            "the tray menu to open",
-            async () => (await visibleAppWindows()).length > before.length,
-            { timeout: 5_000 },
-          ).catch(() => false);
-          if (opened) return;
-          await xdotool(env, "key", "Escape");
-        }
-        throw new Error(`no menu opened on a right or left click at ${icon.x},${icon.y} (trayer ${JSON.stringify(icon.g)})`);
-      };
-      const keys = async (...names) => {
-        for (const name of names) {
-          await xdotool(env, "key", name);
-          await sleep(150);
-        }
-      };
+      const { openMenu, keys } = await trayMenu(env, trayerWindows, app.pid);
 
       // Pause GPU ▸ For 1 hour.
       step("tray: pause");
@@ -1181,6 +1193,7 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
     const monitorLog = path.join(home, "dbus-monitor.log");
     context.logs = [
       ["the app (stdout and stderr)", appLog],
+      ["trayer", path.join(home, "trayer.log")],
       ["the session bus and dunst", busLog],
       ["the notification calls on the bus (dbus-monitor)", monitorLog],
     ];
@@ -1225,6 +1238,8 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
         timeout: 10_000,
       });
 
+      const { windows: trayerWindows } = await startTrayer(env, path.join(home, "trayer.log"));
+
       step("notify: the app starts without a keyring");
       const alog = fs.openSync(appLog, "a");
       const app = spawn(APP, ["--minimized"], { env, stdio: ["ignore", alog, alog] });
@@ -1248,8 +1263,20 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
       }
       // One notification per cause: the node stays down, and no second one comes.
       await sleep(3_000);
-      const calls = fs.readFileSync(monitorLog, "utf8").split("member=Notify").length - 1;
-      assert.equal(calls, 1, "the owner is notified once while the cause lasts");
+      const notifyCalls = () => fs.readFileSync(monitorLog, "utf8").split("member=Notify").length - 1;
+      assert.equal(notifyCalls(), 1, "the owner is notified once while the cause lasts");
+      // The tray's "Start the node again" (enabled only now; the item above Open dashboard
+      // and Quit) tries again: the key is still unreadable, so the app says so once more,
+      // and the owner, who asked, is told again.
+      step("notify: the tray's Start the node again, with no keyring yet");
+      const failures = () => fs.readFileSync(appLog, "utf8").split("the node did not start:").length - 1;
+      assert.equal(failures(), 1);
+      const { openMenu, keys } = await trayMenu(env, trayerWindows, app.pid);
+      await openMenu();
+      await keys("End", "Up", "Up", "Return");
+      await waitFor("the tray's Start the node again to try once more", () => failures() === 2, { timeout: 15_000 });
+      await waitFor("a second notification after the owner's try", () => notifyCalls() === 2, { timeout: 15_000 });
+
       assert.equal(app.exitCode, null, "the app keeps running (in the tray) without its node");
       assert.deepEqual(appPids(home), [app.pid], "one app runs");
       assert.match(fs.readFileSync(appLog, "utf8"), /the node did not start: Spare cannot read its node key/);

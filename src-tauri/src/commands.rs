@@ -42,6 +42,13 @@ pub fn spawn_action(app: &AppHandle, act: impl FnOnce(&NodeHandle) + Send + 'sta
     });
 }
 
+/// Starts the node again on a blocking thread if it could not start (the tray's "Start
+/// the node again", a second launch); its status reaches the UI through the pump.
+pub fn spawn_retry(app: &AppHandle) {
+    let host = Arc::clone(&app.state::<Arc<Host>>());
+    tauri::async_runtime::spawn_blocking(move || host.retry());
+}
+
 /// The node's status now; while it starts (the dashboard opens with the app), once it
 /// has started.
 #[tauri::command(rename_all = "snake_case")]

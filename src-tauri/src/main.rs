@@ -170,8 +170,7 @@ fn lighter_graphics() {
 /// on the launcher) it shows the dashboard. Options that only take effect at start are
 /// logged as ignored.
 fn second_launch(app: &AppHandle, args: &[String]) {
-    let host = Arc::clone(&app.state::<Arc<Host>>());
-    tauri::async_runtime::spawn_blocking(move || host.retry());
+    commands::spawn_retry(app);
     let Ok(second) = Args::try_parse_from(args) else {
         show_dashboard(app);
         return;

@@ -138,10 +138,7 @@ fn on_menu(app: &AppHandle, event: MenuEvent) {
         "open" => crate::show_dashboard(app),
         "quit" => crate::quit(app),
         "resume" => crate::commands::spawn_action(app, |handle| handle.resume(Target::All)),
-        "start" => {
-            let host = std::sync::Arc::clone(&app.state::<std::sync::Arc<crate::host::Host>>());
-            tauri::async_runtime::spawn_blocking(move || host.retry());
-        }
+        "start" => crate::commands::spawn_retry(app),
         _ => {
             let Some((target, how_long)) = parse_pause(&id) else {
                 return;

@@ -70,7 +70,7 @@ port=$((30000 + RANDOM % 20000))
 printf '[node]\nkey_file = "%s"\n\n[relay]\nport = %d\n\n[updates]\ncheck = false\n' \
   "$XDG_DATA_HOME/spare/node.key" "$port" >"$XDG_CONFIG_HOME/spare/config.toml"
 
-exec 3< <(Xvfb -displayfd 1 -screen 0 1280x800x24 -nolisten tcp 2>"$home/xvfb.log" & echo "pid $!")
+exec 3< <(Xvfb -displayfd 1 -screen 0 1280x800x24 -nolisten tcp -noreset 2>"$home/xvfb.log" & echo "pid $!")
 read -r _ xvfb_pid <&3
 read -r display <&3 || fail "Xvfb did not start: $(cat "$home/xvfb.log")"
 export DISPLAY=":$display"

@@ -43,6 +43,9 @@ impl Xvfb {
                 "640x480x24",
                 "-nolisten",
                 "tcp",
+                // No server reset when the last client leaves: a client that connects
+                // during one is refused ("cannot open display").
+                "-noreset",
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -192,12 +192,16 @@ function tail(file, lines = 60) {
 // ---------------------------------------------------------------------------------------
 // The display, the isolated homes, the CLI.
 
-/** Starts Xvfb on a display it picks itself (-displayfd); resolves to { child, display }. */
+/**
+ * Starts Xvfb on a display it picks itself (-displayfd); resolves to { child, display }.
+ * -noreset: by default Xvfb resets when its last client leaves (between tests), and a
+ * client that connects during the reset is refused ("cannot open display").
+ */
 function startXvfb(logFile) {
   const log = fs.openSync(logFile, "a");
   const child = spawn(
     "Xvfb",
-    ["-displayfd", "3", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+    ["-displayfd", "3", "-screen", "0", "1280x800x24", "-nolisten", "tcp", "-noreset"],
     { stdio: ["ignore", log, log, "pipe"] },
   );
   fs.closeSync(log);
@@ -1069,6 +1073,7 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
     context.logs = [
       ["the app (stdout and stderr)", appLog],
       ["trayer", trayerLog],
+      ["Xvfb", xvfbLog],
     ];
     const watch = (context.watch = new StatusWatch(env));
 
@@ -1196,6 +1201,7 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
       ["trayer", path.join(home, "trayer.log")],
       ["the session bus and dunst", busLog],
       ["the notification calls on the bus (dbus-monitor)", monitorLog],
+      ["Xvfb", xvfbLog],
     ];
     const services = path.join(home, "dbus-services");
     fs.mkdirSync(services);

@@ -329,19 +329,21 @@ mod tests {
                 pending.extend_from_slice(&buffer[..n]);
                 while let Some(message) = take_message(&mut pending) {
                     let (object, opcode, new_id) = message;
-                    match (object, opcode) {
+                    let reply = match (object, opcode) {
                         // wl_display.get_registry: announce one wl_seat.
-                        (1, 1) => stream.write_all(&global(new_id, 1, "wl_seat", 1)).unwrap(),
+                        (1, 1) => global(new_id, 1, "wl_seat", 1),
                         // wl_display.sync: wl_callback.done, then wl_display.delete_id.
-                        (1, 0) => {
-                            stream
-                                .write_all(&event(new_id, 0, &0u32.to_ne_bytes()))
-                                .unwrap();
-                            stream
-                                .write_all(&event(1, 1, &new_id.to_ne_bytes()))
-                                .unwrap();
-                        }
-                        _ => {}
+                        (1, 0) => [
+                            event(new_id, 0, &0u32.to_ne_bytes()),
+                            event(1, 1, &new_id.to_ne_bytes()),
+                        ]
+                        .concat(),
+                        _ => continue,
+                    };
+                    // The client hangs up as soon as it has its answer: a write may
+                    // find the socket closed, which ends this compositor too.
+                    if stream.write_all(&reply).is_err() {
+                        return;
                     }
                 }
             }

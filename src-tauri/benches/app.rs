@@ -27,31 +27,32 @@
     missing_docs
 )]
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// This benchmark's figures, as JSON lines.
-const REPORT: bench_support::Reporter = bench_support::Reporter::new("app");
+use std::time::Duration;
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     if !full {
         eprintln!("smoke run (no --bench): checks the benchmark works; its figures mean nothing");
     }
+    let phase = Duration::from_secs(if full { 60 } else { 3 });
     #[cfg(target_os = "linux")]
-    linux::run(if full {
-        Duration::from_secs(60)
-    } else {
-        Duration::from_secs(3)
-    });
+    linux::run(phase);
+    #[cfg(not(target_os = "linux"))]
+    eprintln!(
+        "the app benchmark measures Linux only (Xvfb and /proc); nothing measured for {phase:?} phases"
+    );
 }
 
 #[cfg(target_os = "linux")]
 mod linux {
+    use std::path::Path;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
     use bench_support::proc::{command_line, cpu_seconds, descendants, pss_mb, rss_mb};
 
-    use super::*;
+    /// This benchmark's figures, as JSON lines.
+    const REPORT: bench_support::Reporter = bench_support::Reporter::new("app");
 
     /// What one phase measured.
     struct Figures {

@@ -1,5 +1,6 @@
-//! A child process appending batches in a loop is killed with SIGKILL; the ledger it
-//! leaves verifies, keeps every committed entry and holds no partial batch.
+//! A child process appending batches in a loop is killed (SIGKILL, or TerminateProcess on
+//! Windows); the ledger it leaves verifies, keeps every committed entry and holds no
+//! partial batch.
 
 use ledger::Ledger;
 
@@ -27,7 +28,6 @@ fn child_appends_until_killed() {
     }
 }
 
-#[cfg(unix)]
 #[test]
 fn killed_appender_loses_nothing_committed() {
     use std::io::{BufRead, BufReader};
@@ -58,7 +58,8 @@ fn killed_appender_loses_nothing_committed() {
                 batches_seen += 1;
             }
         }
-        // SIGKILL: no destructors, no rollback, mid-transaction most likely.
+        // SIGKILL (TerminateProcess on Windows): no destructors, no rollback,
+        // mid-transaction most likely.
         child.kill().unwrap();
         child.wait().unwrap();
 

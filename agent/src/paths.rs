@@ -2,7 +2,8 @@
 //!
 //! Linux: `~/.config/spare/config.toml` and `~/.local/share/spare/ledger.sqlite3`
 //! (honouring `XDG_CONFIG_HOME` and `XDG_DATA_HOME`); macOS:
-//! `~/Library/Application Support/org.spare.spare/`; Windows: `%APPDATA%\spare\`.
+//! `~/Library/Application Support/org.spare.spare/`; Windows: `%APPDATA%\spare\spare\config\`
+//! and `%APPDATA%\spare\spare\data\` (pipeline cache under `%LOCALAPPDATA%\spare\spare\cache\`).
 
 use std::path::PathBuf;
 

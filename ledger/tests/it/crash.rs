@@ -2,6 +2,9 @@
 //! Windows); the ledger it leaves verifies, keeps every committed entry and holds no
 //! partial batch.
 
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
 use ledger::Ledger;
 
 use crate::support::*;
@@ -30,9 +33,6 @@ fn child_appends_until_killed() {
 
 #[test]
 fn killed_appender_loses_nothing_committed() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.sqlite3");
     for round in 0..3 {

@@ -109,19 +109,17 @@ impl Host {
     /// Starts the node again when it could not start (its key could not be read, or it
     /// failed), once the owner has fixed the cause: unlocked the keyring, freed the port.
     /// Nothing happens while it runs, starts or stops. Blocking, as [`Host::start`].
-    /// Returns whether it tried.
-    pub fn retry(&self) -> bool {
+    pub fn retry(&self) {
         let _turn = self.starting.lock().unwrap_or_else(|p| p.into_inner());
         {
             let mut slot = self.slot();
             if slot.node.is_some() || matches!(slot.down, Down::Planned(_)) {
-                return false;
+                return;
             }
             slot.down = Down::Planned("the node is starting again".into());
         }
         self.bump();
         self.start_now();
-        true
     }
 
     fn start_now(&self) {

@@ -25,8 +25,9 @@ fail() {
   exit 1
 }
 
+# Debian's wine64 package puts its loader outside PATH.
 wine=$(command -v wine64 || true)
-[ -n "$wine" ] || [ ! -x /usr/lib/wine/wine64 ] || wine=/usr/lib/wine/wine64
+if [ -z "$wine" ] && [ -x /usr/lib/wine/wine64 ]; then wine=/usr/lib/wine/wine64; fi
 missing=()
 [ -n "$wine" ] || missing+=(wine64)
 command -v x86_64-w64-mingw32-gcc >/dev/null || missing+=(gcc-mingw-w64-x86-64)

@@ -15,7 +15,7 @@ setup:
 # The tray app in demo mode; on a machine with no display (a server, CI), the same node
 # as a daemon in demo mode.
 run: setup ui
-	$(CARGO) build --release --locked -p spare-app -p agent
+	$(CARGO) build --release --locked -p spare-app -p spare
 	@if [ "$$(uname -s)" = Linux ] && [ -z "$${DISPLAY:-}$${WAYLAND_DISPLAY:-}" ]; then \
 		echo "no display: running the node as a daemon in demo mode (spare daemon --demo)"; \
 		./target/release/spare daemon --demo; \
@@ -31,7 +31,7 @@ test: setup ui lint
 	installers/with-keyring.sh $(CARGO) test --workspace --lib --bins --tests --locked
 	npm --prefix ui test
 	node --test installers/windows/ installers/make-latest-json.test.mjs
-	$(CARGO) build --locked -p spare-app -p agent
+	$(CARGO) build --locked -p spare-app -p spare
 	installers/with-keyring.sh node --test src-tauri/tests/e2e/
 	installers/with-keyring.sh installers/test-deb.sh --debug
 
@@ -47,7 +47,7 @@ lint: ui
 	$(CARGO) deny --log-level error check bans licenses sources
 
 bench: setup ui
-	installers/with-keyring.sh $(CARGO) bench --locked -p ledger -p compute -p relay -p agent -p spare-app
+	installers/with-keyring.sh $(CARGO) bench --locked -p ledger -p compute -p relay -p spare -p spare-app
 
 # Installers for this OS into target/dist/bundle/, from the `dist` profile: on Linux the
 # .deb and .rpm; `make appimage` adds the AppImage, whose tools the bundler downloads from

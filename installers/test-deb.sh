@@ -36,7 +36,7 @@ if [ -z "$deb" ]; then
     update_key=$work/update.key
     CI=true ui/node_modules/.bin/tauri signer generate --ci -p "" -w "$update_key" >/dev/null
     ui/node_modules/.bin/tauri build --debug --bundles deb --config '{
-      "build": {"beforeBuildCommand": "npm run build && cargo build --locked -p spare-app -p agent"},
+      "build": {"beforeBuildCommand": "npm run build && cargo build --locked -p spare-app -p spare"},
       "bundle": {"linux": {"deb": {"files": {"/usr/bin/spare": "../target/debug/spare"}}}},
       "plugins": {"updater": {"pubkey": "'"$(cat "$update_key.pub")"'"}}
     }' >&2

@@ -10,10 +10,10 @@
 # Rust target). Wine 8 cannot run some parts, which are left out rather than reported as
 # failures:
 #   - quinn-udp's Windows socket options (IP_PKTINFO, ECN) are refused by Wine
-#     (WSAEOPNOTSUPP), so no QUIC endpoint binds: relay's and agent's integration tests;
-#   - Wine has no PDH (sysinfo's CPU load): agent's reads_this_machine_without_panicking;
+#     (WSAEOPNOTSUPP), so no QUIC endpoint binds: relay's and spare's integration tests;
+#   - Wine has no PDH (sysinfo's CPU load): signals' reads_this_machine_without_panicking;
 #   - Wine offers no Vulkan or D3D12 adapter: compute's integration tests run kernels;
-#   - agent's integration tests keep each test's files apart through XDG folders and a
+#   - spare's integration tests keep each test's files apart through XDG folders and a
 #     D-Bus keyring, which are Linux's.
 set -euo pipefail
 
@@ -79,9 +79,9 @@ cargo=(cargo test --locked --target "$target")
 
 log "receipt and ledger (all their tests)"
 "${cargo[@]}" -p receipt -p ledger
-log "relay, compute and agent (unit tests)"
+log "relay, compute, signals, job-protocol and node (unit tests)"
 "${cargo[@]}" -p relay -p compute --lib
-"${cargo[@]}" -p agent --lib -- --skip reads_this_machine_without_panicking
+"${cargo[@]}" -p signals -p job-protocol -p node --lib -- --skip reads_this_machine_without_panicking
 log "the tray app (unit tests)"
 "${cargo[@]}" -p spare-app --bins --no-run
 # The tray app's test binary loads WebView2Loader.dll, which cargo leaves beside the app.

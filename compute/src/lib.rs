@@ -1,7 +1,7 @@
 //! Spare's GPU kernel runner: the job format, admission with naga, sliced execution on
 //! a wgpu device owned by a disposable worker process, and result digests.
 //!
-//! No networking here: jobs reach the runner from the agent. The supervisor
+//! No networking here: jobs reach the runner from the node. The supervisor
 //! (`supervisor.rs`) never touches the GPU; the worker (`worker.rs`, `gpu.rs`) owns it.
 
 pub mod admission;
@@ -9,6 +9,7 @@ pub mod baseline;
 pub mod capability;
 pub mod gpu;
 pub mod manifest;
+pub mod respawn;
 pub mod slicing;
 pub mod supervisor;
 pub mod wire;

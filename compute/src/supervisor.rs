@@ -6,10 +6,10 @@
 //! heartbeat; a silence longer than the watchdog limit (the slice ceiling several
 //! times over) gets the worker killed and the job failed with the reason. Respawns
 //! back off (1 s, 2 s, 4 s … 32 s); three failures within ten minutes stop GPU
-//! lending with a reason the owner can read. A job that cost a worker twice is not
-//! run again.
+//! lending with a reason the owner can read (that policy is `respawn.rs`, without a
+//! clock). A job that cost a worker twice is not run again.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::gpu::{Checkpoint, ExecClass, Progress, SliceReport};
 use crate::manifest::{BindingRef, Job};
+use crate::respawn::{NotNow, Respawn};
 use crate::slicing::{Budget, CEILING};
 use crate::wire::{self, CheckpointHeader, Event, Frame, JobHeader, Request};
 
@@ -202,11 +203,9 @@ pub struct Supervisor {
     config: RunnerConfig,
     worker: Option<Worker>,
     yielder: Yielder,
-    failures: VecDeque<Instant>,
-    consecutive_failures: u32,
-    next_start: Option<Instant>,
+    /// When a worker may start again, and whether lending stopped itself.
+    respawn: Respawn,
     losses: HashMap<[u8; 32], u32>,
-    stopped: Option<String>,
     current: Option<[u8; 32]>,
 }
 
@@ -214,14 +213,15 @@ impl Supervisor {
     /// A supervisor; the worker starts with the first job.
     pub fn new(config: RunnerConfig) -> Self {
         Self {
+            respawn: Respawn::new(
+                config.backoff_base,
+                config.max_failures,
+                config.failure_window,
+            ),
             config,
             worker: None,
             yielder: Yielder::default(),
-            failures: VecDeque::new(),
-            consecutive_failures: 0,
-            next_start: None,
             losses: HashMap::new(),
-            stopped: None,
             current: None,
         }
     }
@@ -233,7 +233,7 @@ impl Supervisor {
 
     /// Why GPU lending stopped, if it did.
     pub fn stopped(&self) -> Option<&str> {
-        self.stopped.as_deref()
+        self.respawn.stopped()
     }
 
     /// The execution class of the running worker, starting it if needed.
@@ -251,16 +251,17 @@ impl Supervisor {
     }
 
     fn ensure_worker(&mut self) -> Result<(), JobError> {
-        if let Some(reason) = &self.stopped {
-            return Err(JobError::Stopped(reason.clone()));
+        if let Some(reason) = self.respawn.stopped() {
+            return Err(JobError::Stopped(reason.to_owned()));
         }
         if self.worker.is_some() {
             return Ok(());
         }
-        if let Some(at) = self.next_start {
-            let now = Instant::now();
-            if now < at {
-                return Err(JobError::BackingOff((at - now).as_millis() as u64));
+        match self.respawn.poll_start(Instant::now()) {
+            Ok(()) => {}
+            Err(NotNow::Stopped(reason)) => return Err(JobError::Stopped(reason)),
+            Err(NotNow::BackingOff(wait)) => {
+                return Err(JobError::BackingOff(wait.as_millis() as u64));
             }
         }
         let (program, args) = &self.config.worker;
@@ -318,13 +319,13 @@ impl Supervisor {
             })) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                self.record_failure();
+                self.respawn.handle_failure(Instant::now());
                 return Err(JobError::StartFailed(message));
             }
             other => {
                 let _ = child.kill();
                 let _ = child.wait();
-                self.record_failure();
+                self.respawn.handle_failure(Instant::now());
                 return Err(JobError::StartFailed(format!(
                     "unexpected start: {other:?}"
                 )));
@@ -513,7 +514,7 @@ impl Supervisor {
                     progress,
                 } => {
                     self.current = None;
-                    self.consecutive_failures = 0;
+                    self.respawn.handle_success();
                     if outputs.len() != frame.blobs.len() {
                         *self.losses.entry(digest).or_default() += 1;
                         return Err(
@@ -573,38 +574,12 @@ impl Supervisor {
         if let Ok(mut slot) = self.yielder.stdin.lock() {
             *slot = None;
         }
-        self.record_failure();
-    }
-
-    fn record_failure(&mut self) {
-        let now = Instant::now();
-        self.failures.push_back(now);
-        while let Some(first) = self.failures.front() {
-            if now.duration_since(*first) > self.config.failure_window {
-                self.failures.pop_front();
-            } else {
-                break;
-            }
-        }
-        self.consecutive_failures += 1;
-        let shift = (self.consecutive_failures - 1).min(5);
-        self.next_start = Some(now + self.config.backoff_base * (1 << shift));
-        if self.failures.len() >= self.config.max_failures {
-            self.stopped = Some(format!(
-                "GPU worker keeps failing ({} failures in {} minutes); lending stays off until \
-                 you turn it back on",
-                self.failures.len(),
-                self.config.failure_window.as_secs() / 60
-            ));
-        }
+        self.respawn.handle_failure(Instant::now());
     }
 
     /// Clears a stop after the owner turned GPU lending back on.
     pub fn reset_failures(&mut self) {
-        self.stopped = None;
-        self.failures.clear();
-        self.consecutive_failures = 0;
-        self.next_start = None;
+        self.respawn.handle_reset();
     }
 }
 

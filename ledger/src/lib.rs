@@ -8,7 +8,7 @@
 //! can prove that nothing was altered, inserted or removed in the middle.
 //!
 //! The ledger does no networking and knows nothing of keys it does not verify; the
-//! agent decides what to append.
+//! node decides what to append.
 
 pub mod schema;
 mod totals;

@@ -12,8 +12,11 @@
 //! - `ticket`: the pasteable string naming a node and its addresses;
 //! - `tls`: TLS identities from ed25519 keys (raw public keys, pinned node ids);
 //! - `node`: the node's endpoint: peer relay and TCP egress;
-//! - `client`: connecting through a node, peer forwards, a local SOCKS5 proxy.
+//! - `client`: connecting through a node, peer forwards, a local SOCKS5 proxy;
+//! - `addresses`: the machine's own addresses and gateways, read from the OS for the
+//!   driver (the egress policy refuses them; tickets name them by default).
 
+pub mod addresses;
 pub mod client;
 pub mod io;
 pub mod limits;

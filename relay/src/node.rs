@@ -193,9 +193,7 @@ impl RelayNode {
     pub fn start(mut config: NodeConfig) -> Result<RelayNode, NodeError> {
         // The node's own and gateway addresses are refused in every mode.
         if let Some(policy) = &mut config.egress {
-            policy
-                .node_addresses
-                .extend(crate::policy::node_addresses());
+            policy.node_addresses.extend(crate::addresses::own());
             if policy.allow_loopback_for_tests {
                 policy.node_addresses.retain(|ip| !ip.is_loopback());
             }
@@ -427,6 +425,12 @@ async fn serve_connection(shared: Arc<Shared>, incoming: quinn::Incoming) {
     if io::write_frame(&mut control_send, &welcome).await.is_err() {
         return;
     }
+    tracing::info!(
+        client = %client,
+        remote = %conn.remote_address(),
+        price_per_gib = config.price_per_gib,
+        "relay session started"
+    );
     // One writer owns the control stream; flows and the control reader send to it.
     let (control_tx, mut control_rx) = mpsc::unbounded_channel::<Frame>();
     tokio::spawn(async move {
@@ -524,6 +528,13 @@ async fn serve_connection(shared: Arc<Shared>, incoming: quinn::Incoming) {
         ));
     }
     forget_listener(&shared, client, &conn);
+    tracing::info!(
+        client = %client,
+        up = session_counters.up.load(Ordering::Relaxed),
+        down = session_counters.down.load(Ordering::Relaxed),
+        why = %conn.close_reason().map(|r| r.to_string()).unwrap_or_default(),
+        "relay session ended"
+    );
     if let Some(sessions) = &config.sessions {
         let _ = sessions.send(SessionRecord {
             ended: true,

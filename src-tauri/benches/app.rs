@@ -114,7 +114,7 @@ mod linux {
 
     pub fn run(period: Duration) {
         let xvfb =
-            agent::testing::Xvfb::start().expect("Xvfb is needed: run installers/dev-setup.sh");
+            node::testing::Xvfb::start().expect("Xvfb is needed: run installers/dev-setup.sh");
         let mut blank = None;
         for demo in [false, true] {
             let mode = if demo { "demo" } else { "idle" };

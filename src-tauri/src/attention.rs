@@ -1,7 +1,7 @@
 //! What the tray shows and when the owner is notified, decided from the node's status
 //! alone (no I/O here, so the rules are tested as a table).
 
-use agent::node::{ResourceState, State, Status};
+use node::{ResourceState, State, Status};
 
 use crate::host::Down;
 use ledger::MicroCredits;

@@ -12,16 +12,17 @@ pub fn export(dir: &Path) -> Result<(), ExportError> {
     // JSON numbers: every integer the node sends fits in 2^53 (micro-credits, bytes,
     // sequence numbers).
     let cfg = TsConfig::new().with_large_int("number").with_out_dir(dir);
-    agent::node::Status::export_all(&cfg)?;
+    node::Status::export_all(&cfg)?;
     // Inlined in the status (serde flatten), and named by the dashboard too.
-    agent::node::ResourceState::export_all(&cfg)?;
-    agent::signals::MachineReading::export_all(&cfg)?;
-    agent::node::PauseFor::export_all(&cfg)?;
-    agent::node::Target::export_all(&cfg)?;
-    agent::config::Config::export_all(&cfg)?;
-    agent::doctor::Check::export_all(&cfg)?;
-    agent::earnings::Report::export_all(&cfg)?;
-    agent::ledger_view::EntryView::export_all(&cfg)?;
+    node::ResourceState::export_all(&cfg)?;
+    signals::MachineReading::export_all(&cfg)?;
+    node::PauseFor::export_all(&cfg)?;
+    node::Target::export_all(&cfg)?;
+    node::config::Config::export_all(&cfg)?;
+    node::doctor::Check::export_all(&cfg)?;
+    node::earnings::Report::export_all(&cfg)?;
+    node::ledger_view::EntryView::export_all(&cfg)?;
+    node::logs::LogView::export_all(&cfg)?;
     ledger::VerifyReport::export_all(&cfg)?;
     crate::error::CommandError::export_all(&cfg)?;
     crate::updates::UpdateCheck::export_all(&cfg)?;

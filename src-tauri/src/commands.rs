@@ -1,4 +1,4 @@
-//! The dashboard's commands (`ui/src/api.ts`): each translates one call into the agent
+//! The dashboard's commands (`ui/src/api.ts`): each translates one call into the node
 //! API and its answer back, on a blocking thread (the node's calls wait on the ledger
 //! and on the policy thread; none may block the UI's event loop).
 
@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent::config::Config;
-use agent::doctor::Check;
-use agent::earnings::{self, Report};
-use agent::ledger_view::{self, EntryView};
-use agent::node::{NodeHandle, PauseFor, Status, Target};
 use chrono::{Local, NaiveDate, Offset as _};
 use ledger::{Ledger, Period, VerifyReport};
+use node::config::Config;
+use node::doctor::Check;
+use node::earnings::{self, Report};
+use node::ledger_view::{self, EntryView};
+use node::logs::{LogLevel, LogView};
+use node::{NodeHandle, PauseFor, Status, Target};
 use tauri::{AppHandle, Manager, State};
 
 use crate::error::CommandError;
@@ -38,7 +39,7 @@ pub fn spawn_action(app: &AppHandle, act: impl FnOnce(&NodeHandle) + Send + 'sta
     let host = Arc::clone(&app.state::<Arc<Host>>());
     tauri::async_runtime::spawn_blocking(move || match host.handle() {
         Ok(handle) => act(&handle),
-        Err(e) => agent::node::tracing_line(&format!("tray: {e}")),
+        Err(e) => tracing::warn!("tray: {e}"),
     });
 }
 
@@ -104,9 +105,9 @@ pub async fn diagnostics(host: State<'_, Arc<Host>>) -> Result<Vec<Check>, Comma
     blocking(move || {
         let loaded = host.config();
         let config = loaded.clone().unwrap_or_default();
-        Ok(agent::doctor::run(
+        Ok(node::doctor::run(
             loaded.as_ref().map_err(ToString::to_string),
-            &agent::identity::KeyStore::for_config(&config),
+            &node::identity::KeyStore::for_config(&config),
             &host.launch().data_dir,
         ))
     })
@@ -238,7 +239,7 @@ pub async fn settings_set(
 /// The names of the programs running now (for the exclusive-apps picker).
 #[tauri::command(rename_all = "snake_case")]
 pub async fn running_processes() -> Result<Vec<String>, CommandError> {
-    blocking(|| Ok(agent::signals::Machine::new(Vec::new()).running_programs())).await
+    blocking(|| Ok(signals::Machine::new(Vec::new()).running_programs())).await
 }
 
 /// Whether Spare starts at login.
@@ -270,4 +271,44 @@ pub async fn update_install(
     updates: State<'_, Arc<Updates>>,
 ) -> Result<(), CommandError> {
     updates::install(&app, &updates).await
+}
+
+/// The newest lines of Spare's logs (the app's, a daemon's, the relay's), newest first,
+/// at `level` or worse, with the folder they are in.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn logs(level: Option<LogLevel>, limit: u32) -> Result<LogView, CommandError> {
+    let limit = usize::try_from(limit.min(MAX_LOG_LINES)).unwrap_or(usize::MAX);
+    blocking(move || node::logs::view(level, limit).map_err(CommandError::internal)).await
+}
+
+/// The most lines one `logs` call answers.
+const MAX_LOG_LINES: u32 = 5_000;
+
+/// Opens the log folder in the OS's file manager.
+#[tauri::command(rename_all = "snake_case")]
+pub async fn logs_open_folder() -> Result<(), CommandError> {
+    blocking(|| {
+        let folder = node::paths::log_dir().map_err(CommandError::internal)?;
+        std::fs::create_dir_all(&folder).map_err(CommandError::internal)?;
+        let opener = if cfg!(target_os = "macos") {
+            "open"
+        } else if cfg!(windows) {
+            "explorer"
+        } else {
+            "xdg-open"
+        };
+        let mut child = std::process::Command::new(opener)
+            .arg(&folder)
+            .spawn()
+            .map_err(|e| {
+                CommandError::internal(format!(
+                    "cannot open {} with {opener}: {e}; the logs are in that folder",
+                    folder.display()
+                ))
+            })?;
+        // The opener hands the folder to the file manager and exits; reap it.
+        std::thread::spawn(move || child.wait());
+        Ok(())
+    })
+    .await
 }

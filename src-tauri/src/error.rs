@@ -1,7 +1,7 @@
 //! The one error every command rejects with: a stable `code` the dashboard branches on,
 //! and a message for people that names the problem and the fix.
 
-use agent::config::{ConfigError, Problem};
+use node::config::{ConfigError, Problem};
 use serde::Serialize;
 use ts_rs::TS;
 

@@ -1,14 +1,14 @@
 //! The node, hosted in the app's process: started at launch, restarted when the owner
-//! saves settings, stopped on quit. Everything the node does is the agent's; this only
+//! saves settings, stopped on quit. Everything the node does is the node crate's; this only
 //! holds it and says why it is not running when it is not.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use agent::config::Config;
-use agent::identity::{self, KeyStore};
-use agent::node::{Node, NodeHandle, NodeOptions};
+use node::config::Config;
+use node::identity::{self, KeyStore};
+use node::{Node, NodeHandle, NodeOptions};
 use tokio::sync::watch;
 
 use crate::error::CommandError;
@@ -96,7 +96,7 @@ impl Host {
 
     /// The ledger file the node writes.
     pub fn ledger_path(&self, config: &Config) -> PathBuf {
-        agent::node::ledger_path(config, &self.launch.data_dir)
+        node::ledger_path(config, &self.launch.data_dir)
     }
 
     /// Starts the node with the config on disk. Blocking: call from a blocking thread
@@ -131,7 +131,7 @@ impl Host {
         match started {
             Ok(node) => slot.node = Some(node),
             Err(down) => {
-                agent::node::tracing_line(&format!("the node did not start: {}", down.why()));
+                tracing::error!("the node did not start: {}", down.why());
                 slot.down = down;
             }
         }
@@ -153,7 +153,7 @@ impl Host {
             .map_err(|e| Down::Failed(format!("the node could not start: {e}")))?;
         // `spare status`, `pause` and `doctor` reach the app's node as they reach a daemon.
         if let Err(e) = node.serve_control(&self.launch.data_dir) {
-            agent::node::tracing_line(&format!("no control channel: {e:#}"));
+            tracing::error!("no control channel: {e:#}");
         }
         Ok(node)
     }

@@ -1,6 +1,6 @@
-//! `spare-app`: Spare's tray app. A thin shell over the node: it runs the agent's node
+//! `spare-app`: Spare's tray app. A thin shell over the node: it runs the node
 //! in-process, shows its state in the tray and the dashboard (`ui/`), and turns clicks
-//! into agent calls. No lending, pricing or ledger logic lives here.
+//! into node calls. No lending, pricing or ledger logic lives here.
 //!
 //! Run with the hidden first argument `__gpu-worker [ADAPTER]`, the same binary is the
 //! GPU worker process that the node's runner starts (as `spare` is).
@@ -52,10 +52,23 @@ fn main() -> ExitCode {
     #[cfg(target_os = "linux")]
     lighter_graphics();
     let args = Args::parse();
+    // The app's log: its file in the OS log folder (the dashboard's Logs view and
+    // `spare logs` read it), and stderr for a terminal.
+    if let Err(e) = node::logs::init(node::logs::LogTo {
+        program: "app",
+        folder: None,
+        stderr: true,
+    }) {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("warning: {e:#}; logging to stderr only");
+        }
+        node::logs::init_stderr();
+    }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            agent::node::tracing_line(&format!("error: {e:#}"));
+            tracing::error!("{e:#}");
             ExitCode::from(1)
         }
     }
@@ -66,9 +79,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         config_named: args.config.is_some(),
         config_path: match args.config {
             Some(path) => path,
-            None => agent::paths::config_file()?,
+            None => node::paths::config_file()?,
         },
-        data_dir: agent::paths::data_dir()?,
+        data_dir: node::paths::data_dir()?,
         demo: args.demo,
     };
     let host = Host::new(launch);
@@ -107,6 +120,8 @@ fn run(args: Args) -> anyhow::Result<()> {
             commands::autostart_set,
             commands::update_check,
             commands::update_install,
+            commands::logs,
+            commands::logs_open_folder,
         ])
         .setup(move |app| {
             let handle = app.handle().clone();
@@ -176,9 +191,9 @@ fn second_launch(app: &AppHandle, args: &[String]) {
         return;
     };
     if second.demo || second.config.is_some() {
-        agent::node::tracing_line(
+        tracing::warn!(
             "Spare is already running: --demo and --config take effect when it starts \
-             (quit it from the tray menu and start it again with them)",
+             (quit it from the tray menu and start it again with them)"
         );
     }
     if !second.minimized {
@@ -205,7 +220,7 @@ pub fn show_dashboard(app: &AppHandle) {
         return;
     };
     if let Err(e) = tauri::WebviewWindowBuilder::from_config(app, config).and_then(|b| b.build()) {
-        agent::node::tracing_line(&format!("cannot open the dashboard: {e}"));
+        tracing::error!("cannot open the dashboard: {e}");
     }
 }
 

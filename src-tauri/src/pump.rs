@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent::node::Status;
+use node::Status;
 use serde::Serialize;
 use tauri::{AppHandle, Emitter as _};
 use tauri_plugin_notification::NotificationExt as _;

@@ -1,7 +1,7 @@
 //! The tray icon and its menu: the state of each resource with its reason, pause and
-//! resume, the dashboard, quit. Menu clicks call the same agent API the dashboard does.
+//! resume, the dashboard, quit. Menu clicks call the same node API the dashboard does.
 
-use agent::node::{PauseFor, Status, Target};
+use node::{PauseFor, Status, Target};
 use std::sync::Mutex;
 use tauri::image::Image;
 use tauri::menu::{IsMenuItem, Menu, MenuEvent, MenuItem, PredefinedMenuItem, Submenu};

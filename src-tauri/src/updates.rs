@@ -11,7 +11,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agent::config::Config;
+use node::config::Config;
 use serde::Serialize;
 use tauri::AppHandle;
 use tauri::Url;
@@ -120,7 +120,7 @@ pub async fn install(app: &AppHandle, updates: &Updates) -> Result<(), CommandEr
     let version = update.version.clone();
     match update.download_and_install(|_, _| {}, || {}).await {
         Ok(()) => {
-            agent::node::tracing_line(&format!("installed Spare {version}; restarting"));
+            tracing::info!("installed Spare {version}; restarting");
             // The node stops (RunEvent::Exit), then the new version starts.
             app.request_restart();
             Ok(())
@@ -155,7 +155,7 @@ pub async fn watch(app: AppHandle, host: Arc<Host>, updates: Arc<Updates>) {
                     told = Some(update.version);
                 }
                 Ok(_) => {}
-                Err(e) => agent::node::tracing_line(&format!("update check: {e}")),
+                Err(e) => tracing::warn!("update check: {e}"),
             }
         }
         tokio::time::sleep(CHECK_EVERY).await;

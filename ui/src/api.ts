@@ -8,6 +8,8 @@ import type { Check } from "./bindings/Check";
 import type { CommandError } from "./bindings/CommandError";
 import type { Config } from "./bindings/Config";
 import type { Entry } from "./bindings/Entry";
+import type { LogLevel } from "./bindings/LogLevel";
+import type { LogView } from "./bindings/LogView";
 import type { NodeDown } from "./bindings/NodeDown";
 import type { PauseFor } from "./bindings/PauseFor";
 import type { PauseTarget } from "./bindings/PauseTarget";
@@ -103,6 +105,19 @@ export function ledgerVerify(): Promise<VerifyReport> {
 /** Writes the whole ledger as CSV to `path`; resolves to the number of entries written. */
 export function ledgerExportCsv(path: string): Promise<number> {
   return call("ledger_export_csv", { path });
+}
+
+/**
+ * The log folder and its newest lines, newest first, at most `limit`: only those at
+ * `level` or more severe, or every line when `level` is null.
+ */
+export function logs(level: LogLevel | null, limit: number): Promise<LogView> {
+  return call("logs", { level, limit });
+}
+
+/** Opens the log folder in the system's file manager. */
+export function logsOpenFolder(): Promise<void> {
+  return call("logs_open_folder");
 }
 
 export function settingsGet(): Promise<Config> {

@@ -1,18 +1,22 @@
-//! The dashboard: a header with today's earnings and four screens behind a tab list.
+//! The dashboard: a header with today's earnings and five screens behind a tab list.
 
 import { useEffect, useState } from "preact/hooks";
 import { formatCredits } from "./credits";
 import { liveStatus, startLiveStatus } from "./live-status";
 import { EarningsScreen } from "./screens/earnings";
 import { LedgerScreen } from "./screens/ledger";
+import { LogsScreen } from "./screens/logs";
 import { SettingsScreen } from "./screens/settings";
 import { StatusScreen } from "./screens/status";
 import { Tabs, type Tab } from "./tabs";
 
+// Settings stays last, where desktop apps keep it; Logs, for when something went wrong,
+// comes just before it.
 const TABS: Tab[] = [
   { id: "status", label: "Status" },
   { id: "earnings", label: "Earnings" },
   { id: "ledger", label: "Ledger" },
+  { id: "logs", label: "Logs" },
   { id: "settings", label: "Settings" },
 ];
 
@@ -43,6 +47,7 @@ export function App() {
           {screen === "status" && <StatusScreen />}
           {screen === "earnings" && <EarningsScreen />}
           {screen === "ledger" && <LedgerScreen />}
+          {screen === "logs" && <LogsScreen />}
           {screen === "settings" && <SettingsScreen />}
         </Tabs>
       </main>

@@ -1,5 +1,5 @@
 //! The settings form's values and their checks. The checks mirror the node's own
-//! (agent/src/config.rs, the schedule rule and relay allow-rule parsers, the update
+//! (node/src/config.rs, the schedule rule and relay allow-rule parsers, the update
 //! endpoint rule) with the same messages, so a value is refused here for the same
 //! reason the node would refuse it; the node still checks everything again when the
 //! settings are saved.
@@ -157,7 +157,7 @@ export function parseDraft(d: Draft): { config: Config; refusals: null } | { con
   return Object.keys(refusals).length === 0 ? { config, refusals: null } : { config: null, refusals };
 }
 
-// Schedule rules, as agent/src/signals/schedule.rs reads them.
+// Schedule rules, as signals/src/schedule.rs reads them.
 
 const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 const FULL_DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
@@ -261,7 +261,7 @@ export function allowRuleProblem(rule: string): string | null {
   return null;
 }
 
-// Update endpoints, as agent/src/config.rs's endpoint_problem reads them.
+// Update endpoints, as node/src/config.rs's endpoint_problem reads them.
 
 const ENDPOINT_EXAMPLE = 'give a URL like "https://example.org/spare/latest.json"';
 

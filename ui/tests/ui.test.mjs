@@ -79,6 +79,7 @@ describe("dashboard", { timeout: 300_000 }, () => {
         ["Status", '[data-testid="gpu-card"] .badge'],
         ["Earnings", ".chart rect"],
         ["Ledger", '[data-testid="ledger-table"] tbody tr'],
+        ["Logs", '[data-testid="log-table"] tbody tr'],
         ["Settings", "#field-lending-idle_minutes"],
       ];
       for (const [tab, ready] of screens) {
@@ -301,6 +302,101 @@ describe("dashboard", { timeout: 300_000 }, () => {
     const result = page.getByTestId("verify-result");
     assert.equal(await result.getAttribute("data-intact"), "false");
     assert.match(await result.innerText(), /^Entry 131 fails: the signature does not match the receipt\./);
+  });
+
+  it("shows the log newest first, filters it by level, refreshes it and opens its folder", async () => {
+    const page = await open();
+    await selectTab(page, "Logs");
+    const rows = page.locator('[data-testid="log-table"] tbody tr');
+    await rows.first().waitFor();
+    assert.equal(await page.getByTestId("log-folder").innerText(), "/home/owner/.local/share/org.spare.tray/logs");
+    const lines = await page.evaluate(() => window.spareMock.fixtures.logLines);
+    const newestFirst = (...levels) =>
+      lines.filter((l) => levels.includes(l.level)).reverse().map((l) => [l.level, l.time, l.target, l.message]);
+    const shown = () =>
+      rows.evaluateAll((trs) =>
+        trs.map((tr) => [tr.dataset.level, tr.querySelector("time").dateTime, tr.cells[2].textContent, tr.cells[3].textContent]),
+      );
+    const showsRows = (n) => page.waitForFunction((want) => document.querySelectorAll('[data-testid="log-table"] tbody tr').length === want, n);
+
+    // Info and above unless the owner chooses otherwise.
+    const level = page.getByLabel("Lines to show");
+    assert.equal(await level.locator("option:checked").innerText(), "Info and above");
+    assert.deepEqual(await shown(), newestFirst("error", "warn", "info"));
+    assert.equal(await page.getByTestId("log-count").innerText(), "4 lines, newest first.");
+    // The time in the computer's zone (Paris, as the line's own offset), the level in words.
+    const newest = rows.first();
+    assert.match(await newest.locator(".log-time").innerText(), /^6 Dec( 2026)?, 19:25:25$/);
+    assert.equal(await newest.locator(".badge").innerText(), "Error");
+    assert.equal(await rows.nth(1).locator(".badge").innerText(), "Warning");
+
+    await level.selectOption({ label: "Errors" });
+    await showsRows(1);
+    assert.deepEqual(await shown(), newestFirst("error"));
+    assert.match(await newest.locator(".log-message").innerText(), /fix="set another relay\.port in Settings/);
+    await level.selectOption({ label: "All" });
+    await showsRows(6);
+    assert.deepEqual(await shown(), newestFirst("error", "warn", "info", "debug", "trace"));
+    await level.selectOption({ label: "Debug and above" });
+    await showsRows(5);
+    assert.deepEqual(await shown(), newestFirst("error", "warn", "info", "debug"));
+    await level.selectOption({ label: "Warnings and errors" });
+    await showsRows(2);
+    assert.deepEqual(await shown(), newestFirst("error", "warn"));
+
+    // Refresh reads the log again: a line written since comes first.
+    const line = { time: "2026-12-06T19:30:02.500+01:00", level: "warn", target: "node::control", message: "pause requested target=gpu" };
+    await page.evaluate((l) => window.spareMock.addLogLine(l), line);
+    await page.getByRole("button", { name: "Refresh" }).click();
+    await showsRows(3);
+    assert.deepEqual((await shown())[0], [line.level, line.time, line.target, line.message]);
+    assert.deepEqual(await callsOf(page, "logs"), [
+      { level: "info", limit: 500 },
+      { level: "error", limit: 500 },
+      { level: null, limit: 500 },
+      { level: "debug", limit: 500 },
+      { level: "warn", limit: 500 },
+      { level: "warn", limit: 500 },
+    ]);
+
+    await page.getByRole("button", { name: "Open the folder" }).click();
+    await page.waitForFunction(() => window.spareMock.callsOf("logs_open_folder").length === 1);
+    assert.deepEqual(await callsOf(page, "logs_open_folder"), [{}]);
+  });
+
+  it("says when the log is empty, and why it or its folder could not be opened", async () => {
+    let page = await open({ mock: { emptyLog: true } });
+    await selectTab(page, "Logs");
+    const empty = page.getByTestId("log-empty");
+    await empty.waitFor();
+    assert.match(await empty.innerText(), /^No log lines yet\. Less severe lines are not shown/);
+    await page.getByLabel("Lines to show").selectOption({ label: "All" });
+    await page.waitForFunction(() => document.querySelector('[data-testid="log-empty"]')?.textContent === "No log lines yet.");
+    assert.equal(await page.getByTestId("log-folder").innerText(), "/home/owner/.local/share/org.spare.tray/logs");
+
+    const unreadable = "cannot read /home/owner/.local/share/org.spare.tray/logs/spare.log: permission denied";
+    const noFileManager = "no file manager could open /home/owner/.local/share/org.spare.tray/logs: xdg-open is missing";
+    page = await open({
+      mock: {
+        fail: {
+          logs: { code: "io_error", message: unreadable },
+          logs_open_folder: { code: "io_error", message: noFileManager },
+        },
+      },
+    });
+    await selectTab(page, "Logs");
+    const notice = page.locator('[data-error-code="io_error"]');
+    await notice.waitFor();
+    assert.equal(await notice.locator(".notice-detail").innerText(), unreadable);
+    await page.getByRole("button", { name: "Open the folder" }).click();
+    await page.getByText(noFileManager).waitFor();
+    assert.equal(await notice.count(), 2);
+    // Once the cause is fixed, Refresh reads the log.
+    await page.evaluate(() => window.spareMock.clearFailures());
+    await page.getByRole("button", { name: "Refresh" }).click();
+    await page.locator('[data-testid="log-table"] tbody tr').first().waitFor();
+    assert.equal(await page.getByText(unreadable).count(), 0);
+    assert.deepEqual(await lowContrast(page), []);
   });
 
   it("refuses each bad setting with the reason next to its field", async () => {
@@ -645,9 +741,11 @@ describe("dashboard", { timeout: 300_000 }, () => {
     for (const [key, tab] of [
       ["ArrowRight", "earnings"],
       ["ArrowRight", "ledger"],
+      ["ArrowRight", "logs"],
       ["End", "settings"],
       ["ArrowRight", "status"],
       ["ArrowLeft", "settings"],
+      ["ArrowLeft", "logs"],
       ["Home", "status"],
       ["ArrowLeft", "settings"],
     ]) {

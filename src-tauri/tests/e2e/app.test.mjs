@@ -244,6 +244,7 @@ async function isolatedHome(display, label, { updates }) {
     // Not ~/.config: start at login must write where XDG_CONFIG_HOME says.
     XDG_CONFIG_HOME: path.join(home, "config"),
     XDG_DATA_HOME: path.join(home, ".local/share"),
+    XDG_STATE_HOME: path.join(home, ".local/state"),
     XDG_CACHE_HOME: path.join(home, ".cache"),
     DISPLAY: display,
     GDK_BACKEND: "x11",
@@ -661,7 +662,7 @@ class Session {
 // ---------------------------------------------------------------------------------------
 // The dashboard's screens.
 
-const TAB_IDS = { Status: "status", Earnings: "earnings", Ledger: "ledger", Settings: "settings" };
+const TAB_IDS = { Status: "status", Earnings: "earnings", Ledger: "ledger", Logs: "logs", Settings: "settings" };
 
 async function selectTab(session, tab) {
   const id = TAB_IDS[tab];
@@ -707,7 +708,7 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
     const missing = [];
     const need = (ok, what) => ok || missing.push(what);
     need(fs.existsSync(APP), `the app ${APP} (cargo build -p spare-app --features custom-protocol)`);
-    need(fs.existsSync(CLI), `the CLI ${CLI} (cargo build -p agent)`);
+    need(fs.existsSync(CLI), `the CLI ${CLI} (cargo build -p spare)`);
     need(prerequisites.tauriDriver, "tauri-driver (cargo install --locked tauri-driver@2.0.6)");
     need(fs.existsSync(WEBKIT_DRIVER), `${WEBKIT_DRIVER} (apt: webkit2gtk-driver)`);
     need(prerequisites.xvfb, "Xvfb (apt: xvfb)");
@@ -847,6 +848,16 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
       assert.ok(kinds.includes("GPU job"), `a demo GPU job is listed: ${kinds}`);
       assert.ok(kinds.includes("Relay session"), `a demo relay session is listed: ${kinds}`);
       await shotTop(session, "ledger");
+
+      // Logs: the app's own log file in the OS log folder, read back by the real app.
+      step("logs");
+      const logFolder = path.join(home, ".local/state/spare/logs");
+      await selectTab(session, "Logs");
+      await session.waitForText('[data-testid="log-folder"]', new RegExp(`^${logFolder}$`));
+      await session.waitForText('[data-testid="log-table"] tbody', /node started in demo mode/, { timeout: 30_000 });
+      await session.waitForText('[data-testid="log-table"] tbody', /GPU job recorded/, { timeout: 60_000 });
+      assert.ok(fs.existsSync(path.join(logFolder, "app.log")), `the app writes ${logFolder}/app.log`);
+      await shotTop(session, "logs");
 
       // 2. Pause the GPU from the Status screen, then resume it.
       step("pause and resume");

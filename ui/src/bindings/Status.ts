@@ -4,7 +4,7 @@ import type { GpuStatus } from "./GpuStatus";
 import type { SignalsStatus } from "./SignalsStatus";
 
 /**
- * Everything `spare status --json` reports (schema in `agent/STATUS.md`).
+ * Everything `spare status --json` reports (schema in `node/STATUS.md`).
  */
 export type Status = { 
 /**

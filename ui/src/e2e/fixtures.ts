@@ -1,12 +1,13 @@
 //! Fixed data for the browser tests: a Status in each state, earnings reports over six
-//! weeks with demo work, 250 ledger entries, diagnostics with failures, a Config and
-//! update checks. Everything is computed from the index of a day or entry, so it is the
-//! same every run.
+//! weeks with demo work, 250 ledger entries, diagnostics with failures, a Config, update
+//! checks and a log. Everything is computed from the index of a day or entry, so it is
+//! the same every run.
 
 import type { Check } from "../bindings/Check";
 import type { Config } from "../bindings/Config";
 import type { Entry } from "../bindings/Entry";
 import type { EntryKind } from "../bindings/EntryKind";
+import type { LogLine } from "../bindings/LogLine";
 import type { Period } from "../bindings/Period";
 import type { PeriodRow } from "../bindings/PeriodRow";
 import type { Report } from "../bindings/Report";
@@ -289,3 +290,49 @@ export function updateFixture(name: UpdateName): UpdateCheck {
     },
   };
 }
+
+// The log.
+
+/** Where Tauri keeps an app's logs on Linux. */
+export const LOG_FOLDER = "/home/owner/.local/share/org.spare.tray/logs";
+
+/** The log as its files hold it, oldest first: a line of each level; the error names its fix. */
+export const LOG_LINES: LogLine[] = [
+  {
+    time: "2026-12-06T19:25:20.004+01:00",
+    level: "info",
+    target: "spare_app::host",
+    message: "node started node_id=5f1c0e9a network=spare listening=0.0.0.0:4433",
+  },
+  {
+    time: "2026-12-06T19:25:21.310+01:00",
+    level: "trace",
+    target: "signals::input",
+    message: "input idle idle_s=754 backend=\"X11 screensaver\"",
+  },
+  {
+    time: "2026-12-06T19:25:22.518+01:00",
+    level: "debug",
+    target: "node::gpu_lane",
+    message: "job queued order=3f9a1c queued_jobs=2",
+  },
+  {
+    time: "2026-12-06T19:25:23.200+01:00",
+    level: "info",
+    target: "node::recorder",
+    message: "GPU job recorded amount_micro=5 network=demo",
+  },
+  {
+    time: "2026-12-06T19:25:24.870+01:00",
+    level: "warn",
+    target: "node::gpu_lane",
+    message: "GPU job yielded: user active 12 s ago queued_jobs=2",
+  },
+  {
+    time: "2026-12-06T19:25:25.123+01:00",
+    level: "error",
+    target: "relay::server",
+    message:
+      'relay could not start: UDP port 4433 is in use by another program fix="set another relay.port in Settings, or stop the program using 4433"',
+  },
+];

@@ -7,6 +7,9 @@ import { emit } from "@tauri-apps/api/event";
 import { NODE_DOWN, STATUS_CHANGED } from "../api";
 import type { CommandError } from "../bindings/CommandError";
 import type { Config } from "../bindings/Config";
+import type { LogLevel } from "../bindings/LogLevel";
+import type { LogLine } from "../bindings/LogLine";
+import type { LogView } from "../bindings/LogView";
 import type { NodeDown } from "../bindings/NodeDown";
 import type { PauseFor } from "../bindings/PauseFor";
 import type { PauseTarget } from "../bindings/PauseTarget";
@@ -17,6 +20,8 @@ import {
   CHECKS,
   configFixture,
   entriesFixture,
+  LOG_FOLDER,
+  LOG_LINES,
   PROCESSES,
   reportFixture,
   statusFixture,
@@ -36,6 +41,8 @@ type MockOptions = {
   brokenLedger?: boolean;
   /** What update_check finds; "newest" unless set. */
   update?: UpdateName;
+  /** Make the log empty, as on a first start. */
+  emptyLog?: boolean;
 };
 
 type Call = { cmd: string; args: Record<string, unknown> | undefined };
@@ -49,6 +56,8 @@ let status = statusFixture(options.status ?? "lending");
 let config = configFixture();
 let autostart = false;
 const entries = entriesFixture();
+// Oldest first, as in the files; `addLogLine` appends, as the app does while it runs.
+const logLines: LogLine[] = options.emptyLog ? [] : structuredClone(LOG_LINES);
 
 const PAUSE_LABEL: Record<string, string> = { tomorrow: "tomorrow 06:00", until_resumed: "you resume" };
 
@@ -67,6 +76,15 @@ function paused(target: PauseTarget, until: PauseFor): Status {
 
 function resumed(target: PauseTarget): Status {
   return withState(target, { state: "lending", reason: null, paused_by_you_until: null });
+}
+
+const SEVERITY: LogLevel[] = ["error", "warn", "info", "debug", "trace"];
+
+/** Lines at `level` or more severe (every line when null), newest first, at most `limit`. */
+function logView(level: LogLevel | null, limit: number): LogView {
+  const most = level === null ? SEVERITY.length - 1 : SEVERITY.indexOf(level);
+  const lines = logLines.filter((line) => SEVERITY.indexOf(line.level) <= most).reverse();
+  return { folder: LOG_FOLDER, lines: lines.slice(0, limit) };
 }
 
 function answer(cmd: string, args: Record<string, unknown>): unknown {
@@ -95,6 +113,11 @@ function answer(cmd: string, args: Record<string, unknown>): unknown {
         : { entries: 250, signatures: 250, problem: null };
     case "ledger_export_csv":
       return entries.length;
+    case "logs":
+      return logView(args.level as LogLevel | null, args.limit as number);
+    case "logs_open_folder":
+      // Nothing to open here: the call itself, recorded above, is what the tests check.
+      return null;
     case "settings_get":
       return config;
     case "settings_set":
@@ -154,7 +177,9 @@ const spareMock = {
   emitDown: async (down: NodeDown) => {
     await emit(NODE_DOWN, down);
   },
-  fixtures: { statusFixture, reportFixture, updateFixture, entries, config: configFixture(), checks: CHECKS },
+  /** Writes a line to the log, as the app does while it runs; Refresh shows it. */
+  addLogLine: (line: LogLine) => logLines.push(line),
+  fixtures: { statusFixture, reportFixture, updateFixture, entries, config: configFixture(), checks: CHECKS, logLines: LOG_LINES },
 };
 (window as unknown as { spareMock: typeof spareMock }).spareMock = spareMock;
 

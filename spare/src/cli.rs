@@ -1,0 +1,774 @@
+//! The `spare` command: argument parsing and printing only; the work is done by the
+//! rest of this crate and the ledger.
+//!
+//! Exit status: 0 on success, 1 when a command fails or a check finds a problem
+//! (`ledger verify`, `config check`), 2 for a usage error.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use chrono::{Local, NaiveDate, Offset as _};
+use clap::{Parser, Subcommand, ValueEnum};
+use ledger::{Ledger, Period};
+
+use node::config::Config;
+use node::identity::{self, KeyStore, Origin};
+use node::logs::{self, LogLevel, LogTo};
+use node::{earnings, paths};
+
+/// Spare lends this computer's idle GPU time and spare bandwidth, and keeps a
+/// verifiable ledger of what it earned.
+#[derive(Debug, Parser)]
+#[command(name = "spare", version)]
+pub struct Cli {
+    /// Config file to use [default: the platform config folder's config.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    /// Keep the node key in this file (mode 0600) instead of the OS keyring
+    #[arg(long, global = true, value_name = "PATH")]
+    key_file: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print this node's id (creating the node key on first run)
+    Id,
+    /// Show what this node earned, by day, week or month
+    Earnings {
+        /// First local date to include, as YYYY-MM-DD
+        #[arg(long, value_name = "DATE", value_parser = parse_date)]
+        since: Option<NaiveDate>,
+        /// Group by day, week (from Monday) or month
+        #[arg(long, value_enum, default_value_t = PeriodArg::Day)]
+        period: PeriodArg,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+        /// Ledger file to read [default: from the config, else the platform data folder]
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+    },
+    /// Check or export the ledger
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
+    /// Check, locate or print the config file
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Check a GPU job manifest, or run it on this machine
+    Job {
+        #[command(subcommand)]
+        command: JobCommand,
+    },
+    /// List this machine's GPU adapters, or measure them
+    Gpu {
+        #[command(subcommand)]
+        command: GpuCommand,
+    },
+    /// Print this node's ticket: its id and addresses, to give to relay clients and
+    /// requesters (the running node's, when one runs)
+    Ticket,
+    /// Run the node without a GUI: lend the GPU and bandwidth when the policy allows,
+    /// serve the control channel, log state changes
+    Daemon {
+        /// Demo mode: an in-process requester and relay clients send real work over
+        /// loopback, recorded on the demo network (never as earnings); lending starts
+        /// at once
+        #[arg(long)]
+        demo: bool,
+        /// UDP address to listen on [default: all interfaces at relay.port]
+        #[arg(long)]
+        bind: Option<SocketAddr>,
+        #[arg(long, hide = true)]
+        allow_loopback_for_tests: bool,
+    },
+    /// Show the running node's state per resource, with reasons and today's earnings
+    Status {
+        /// Print JSON (schema in node/STATUS.md)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause lending: gpu, bandwidth or all [default: all], for a DURATION such as 1h,
+    /// 30m, tomorrow or until-resumed [default: until-resumed]. Earned credit is kept
+    Pause {
+        /// gpu, bandwidth or all
+        #[arg(default_value = "all")]
+        target: node::Target,
+        /// 1h, 30m, 2h30m, tomorrow or until-resumed
+        #[arg(default_value = "until-resumed")]
+        duration: node::PauseFor,
+    },
+    /// Resume lending: gpu, bandwidth or all [default: all]
+    Resume {
+        /// gpu, bandwidth or all
+        #[arg(default_value = "all")]
+        target: node::Target,
+    },
+    /// Why am I not earning? Check the keyring, GPU, node, endpoint, policy and quota
+    Doctor {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Relay bandwidth: serve as a node, or use a node as a client
+    Relay {
+        #[command(subcommand)]
+        command: RelayCommand,
+    },
+    /// Print the logs of the daemon, the tray app and the relay, oldest first
+    Logs {
+        /// Keep printing lines as they are written, until interrupted
+        #[arg(long, short)]
+        follow: bool,
+        /// Only lines at this level or worse: error, warn, info, debug or trace
+        #[arg(long)]
+        level: Option<LogLevel>,
+        /// How many of the newest lines to print
+        #[arg(long, short = 'n', default_value_t = 200)]
+        lines: usize,
+        /// Print the log folder and stop
+        #[arg(long)]
+        path: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RelayCommand {
+    /// Run a relay node and print its ticket (settings from the config's [relay])
+    Serve {
+        /// UDP address to listen on [default: all interfaces at relay.port]
+        #[arg(long)]
+        bind: Option<SocketAddr>,
+        /// An address to put in the ticket (repeatable) [default: the bound one]
+        #[arg(long = "public", value_name = "ADDR")]
+        public: Vec<SocketAddr>,
+        /// Let clients reach this destination, as host:ports (repeatable), e.g.
+        /// example.com:443 or *.example.org:80,443
+        #[arg(long = "egress-allow", value_name = "RULE")]
+        allow: Vec<String>,
+        /// Let clients reach any public destination. Your IP address becomes theirs on
+        /// the internet: only with care
+        #[arg(long)]
+        egress_open: bool,
+        /// Price in micro-credits per GiB relayed [default: relay.price_per_gib]
+        #[arg(long)]
+        price: Option<u64>,
+        #[arg(long, hide = true)]
+        allow_loopback_for_tests: bool,
+    },
+    /// Run a local SOCKS5 proxy whose connections go through the node
+    Connect {
+        /// The node's ticket
+        ticket: String,
+        /// Where the local SOCKS5 proxy listens
+        #[arg(long, default_value = "127.0.0.1:1080")]
+        socks5: SocketAddr,
+    },
+    /// Accept peers through the node and forward them to a local TCP service
+    Listen {
+        /// The node's ticket
+        ticket: String,
+        /// The local service peers reach
+        #[arg(long, value_name = "ADDR")]
+        forward: SocketAddr,
+    },
+    /// Forward a local TCP port to a listening peer through the node
+    Dial {
+        /// The node's ticket
+        ticket: String,
+        /// The peer's node id (as `spare id` prints it)
+        #[arg(long)]
+        peer: String,
+        /// The local address to accept connections on
+        #[arg(long, value_name = "ADDR")]
+        local: SocketAddr,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JobCommand {
+    /// Check a manifest on the CPU (naga); print OK or every problem, located
+    Check {
+        /// The job manifest (JSON)
+        manifest: PathBuf,
+    },
+    /// Run a job here through a GPU worker; write one file per output and print the
+    /// result as JSON
+    RunLocal {
+        /// The job manifest (JSON)
+        manifest: PathBuf,
+        /// Folder for the output files
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Adapter index from `spare gpu info` [default: the fastest]
+        #[arg(long)]
+        adapter: Option<usize>,
+    },
+    /// Send a job to a node and wait for its outputs; writes one file per output and
+    /// prints the same JSON as run-local
+    Submit {
+        /// The node's ticket (`spare ticket` on that node)
+        ticket: String,
+        /// The job manifest (JSON)
+        manifest: PathBuf,
+        /// Folder for the output files
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Price to offer in micro-credits [default: what the node's rate card asks]
+        #[arg(long)]
+        price: Option<u64>,
+        /// The network the order is for [default: the node's]
+        #[arg(long)]
+        network: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum GpuCommand {
+    /// List the GPU adapters and their compute limits
+    Info {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure memory bandwidth and FP32 throughput of each adapter
+    Bench {
+        /// Only this adapter
+        #[arg(long)]
+        adapter: Option<usize>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LedgerCommand {
+    /// Recompute the hash chain and check every signature; exit 1 naming the first bad
+    /// entry
+    Verify {
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+        /// Ledger file to check
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+    },
+    /// Write every entry, with its receipt and signature, to a file
+    Export {
+        /// CSV file to write (`-` for standard output)
+        #[arg(long, value_name = "FILE")]
+        csv: PathBuf,
+        /// Ledger file to export
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Check a config file [default: the one in use]; exit 1 listing every problem
+    Check {
+        /// The file to check
+        path: Option<PathBuf>,
+    },
+    /// Print the documented example config (every key at its default)
+    Example,
+    /// Print where the config file is looked for
+    Path,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum PeriodArg {
+    Day,
+    Week,
+    Month,
+}
+
+impl From<PeriodArg> for Period {
+    fn from(p: PeriodArg) -> Period {
+        match p {
+            PeriodArg::Day => Period::Day,
+            PeriodArg::Week => Period::Week,
+            PeriodArg::Month => Period::Month,
+        }
+    }
+}
+
+fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|e| format!("{e}: use YYYY-MM-DD, for example 2026-11-01"))
+}
+
+/// What a command run came to, for the exit status.
+enum Outcome {
+    Ok,
+    /// The command ran but found problems; they were already printed.
+    Failed,
+}
+
+/// Runs the CLI with the process's arguments.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Long-running commands log to their file in the OS log folder and to stderr (for
+    // journald); the others print their answer, with warnings on stderr.
+    let program = match &cli.command {
+        Command::Daemon { .. } => Some("daemon"),
+        Command::Relay { .. } => Some("relay"),
+        _ => None,
+    };
+    match program {
+        Some(program) => {
+            if let Err(e) = logs::init(LogTo {
+                program,
+                folder: None,
+                stderr: true,
+            }) {
+                eprintln!("warning: {e:#}; logging to stderr only");
+                logs::init_stderr();
+            }
+        }
+        None => logs::init_stderr(),
+    }
+    match run(cli) {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The config file in use and whether the owner named it.
+fn config_path(cli: &Cli) -> anyhow::Result<(PathBuf, bool)> {
+    match &cli.config {
+        Some(path) => Ok((path.clone(), true)),
+        None => Ok((paths::config_file()?, false)),
+    }
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let (path, explicit) = config_path(cli)?;
+    Ok(Config::load_or_default(&path, explicit)?)
+}
+
+fn key_store(cli: &Cli, config: &Config) -> KeyStore {
+    match cli.key_file.clone() {
+        Some(path) => KeyStore::File(path),
+        None => KeyStore::for_config(config),
+    }
+}
+
+fn control_request(request: &node::control::Request) -> anyhow::Result<serde_json::Value> {
+    node::control::request(&node::control::socket_path(&paths::data_dir()?), request)
+}
+
+fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    match &cli.command {
+        Command::Id => {
+            let config = load_config(&cli)?;
+            let store = key_store(&cli, &config);
+            let (identity, origin) = identity::load_or_create(&store)?;
+            if origin == Origin::Created {
+                eprintln!("created a new node key in {store}");
+            }
+            println!("{}", identity.id());
+            Ok(Outcome::Ok)
+        }
+        Command::Earnings {
+            since,
+            period,
+            json,
+            db,
+        } => {
+            let config = load_config(&cli)?;
+            let Some(ledger) = open_ledger(db.as_deref(), &config)? else {
+                return Ok(Outcome::Ok);
+            };
+            let offset = Local::now().offset().fix();
+            let report = earnings::report(&ledger, (*period).into(), *since, offset)
+                .context("reading earnings from the ledger")?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", earnings::render_text(&report));
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Ledger {
+            command: LedgerCommand::Verify { json, db },
+        } => {
+            let config = load_config(&cli)?;
+            let path = ledger_path(db.as_deref(), &config)?;
+            let ledger = Ledger::open_existing(&path)?;
+            let started = std::time::Instant::now();
+            let report = ledger.verify().context("reading the ledger")?;
+            let secs = started.elapsed().as_secs_f64();
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
+            match &report.problem {
+                None => {
+                    if !*json {
+                        println!(
+                            "ledger {} is intact: {} entries chained, {} signatures valid \
+                             ({secs:.2} s)",
+                            path.display(),
+                            report.entries,
+                            report.signatures
+                        );
+                    }
+                    Ok(Outcome::Ok)
+                }
+                Some(problem) => {
+                    let at = if problem.seq == 0 {
+                        "in the earnings totals".to_owned()
+                    } else {
+                        format!("at entry {}", problem.seq)
+                    };
+                    eprintln!(
+                        "ledger {} FAILED verification {at}: {}",
+                        path.display(),
+                        problem.reason
+                    );
+                    Ok(Outcome::Failed)
+                }
+            }
+        }
+        Command::Ledger {
+            command: LedgerCommand::Export { csv, db },
+        } => {
+            let config = load_config(&cli)?;
+            let path = ledger_path(db.as_deref(), &config)?;
+            let ledger = Ledger::open_existing(&path)?;
+            let count = export(&ledger, csv)?;
+            if csv != Path::new("-") {
+                println!("exported {count} entries to {}", csv.display());
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Config {
+            command: ConfigCommand::Check { path },
+        } => {
+            let (path, explicit) = match path {
+                Some(p) => (p.clone(), true),
+                None => config_path(&cli)?,
+            };
+            if !explicit && !path.exists() {
+                println!(
+                    "no config file at {}: Spare uses the defaults (`spare config example` \
+                     shows them)",
+                    path.display()
+                );
+                return Ok(Outcome::Ok);
+            }
+            match Config::load(&path) {
+                Ok(_) => {
+                    println!("config {} is valid", path.display());
+                    Ok(Outcome::Ok)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    Ok(Outcome::Failed)
+                }
+            }
+        }
+        Command::Job {
+            command: JobCommand::Check { manifest },
+        } => match crate::jobs::check(manifest, &load_config(&cli)?)? {
+            crate::jobs::Checked::Ok(line) => {
+                println!("{line}");
+                Ok(Outcome::Ok)
+            }
+            crate::jobs::Checked::Refused(text) => {
+                eprintln!("{text}");
+                Ok(Outcome::Failed)
+            }
+        },
+        Command::Job {
+            command:
+                JobCommand::RunLocal {
+                    manifest,
+                    out,
+                    adapter,
+                },
+        } => {
+            let config = load_config(&cli)?;
+            let report = crate::jobs::run_local(manifest, out, *adapter, &config)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(Outcome::Ok)
+        }
+        Command::Gpu {
+            command: GpuCommand::Info { json },
+        } => {
+            let adapters = compute::gpu::adapters();
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&adapters)?);
+            } else if adapters.is_empty() {
+                println!(
+                    "No GPU adapter found. Spare looks for Vulkan, Metal and DX12 devices; on Linux \
+                     without a GPU, Mesa's software Vulkan (mesa-vulkan-drivers) provides one."
+                );
+            } else {
+                for a in &adapters {
+                    let c = &a.class;
+                    println!(
+                        "[{}] {} ({}, {}, vendor {} device {}), driver {} {}",
+                        a.index,
+                        c.adapter,
+                        c.backend,
+                        c.device_type,
+                        c.vendor,
+                        c.device,
+                        c.driver,
+                        c.driver_info
+                    );
+                    println!(
+                        "    storage buffer {} MiB, {} workgroups per dimension, {} invocations \
+                         per workgroup, {} KiB workgroup memory",
+                        a.max_storage_buffer_binding_size >> 20,
+                        a.max_compute_workgroups_per_dimension,
+                        a.max_compute_invocations_per_workgroup,
+                        a.max_compute_workgroup_storage_size >> 10
+                    );
+                }
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Gpu {
+            command: GpuCommand::Bench { adapter, json },
+        } => {
+            let indices: Vec<Option<usize>> = match adapter {
+                Some(i) => vec![Some(*i)],
+                None => {
+                    let all = compute::gpu::adapters();
+                    if all.is_empty() {
+                        bail!("no GPU adapter found: `spare gpu info` explains");
+                    }
+                    all.iter().map(|a| Some(a.index)).collect()
+                }
+            };
+            for index in indices {
+                let cap = compute::capability::measure(index, compute::capability::Sizes::FULL)?;
+                if *json {
+                    println!("{}", serde_json::to_string(&cap)?);
+                } else {
+                    println!(
+                        "{} ({}): memory bandwidth {:.1} GB/s, FP32 {:.1} GFLOP/s",
+                        cap.class.adapter, cap.class.backend, cap.bandwidth_gb_s, cap.fp32_gflop_s
+                    );
+                }
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Ticket => {
+            // The running node's ticket names the port it really listens on.
+            if let Ok(serde_json::Value::String(ticket)) =
+                control_request(&node::control::Request::Ticket)
+            {
+                println!("{ticket}");
+                return Ok(Outcome::Ok);
+            }
+            let config = load_config(&cli)?;
+            let (identity, _) = identity::load_or_create(&key_store(&cli, &config))?;
+            println!(
+                "{}",
+                node::relay_settings::ticket(identity.signing_key(), &config)?
+            );
+            Ok(Outcome::Ok)
+        }
+        Command::Daemon {
+            demo,
+            bind,
+            allow_loopback_for_tests,
+        } => {
+            let config = load_config(&cli)?;
+            let (identity, origin) = identity::load_or_create(&key_store(&cli, &config))?;
+            if origin == Origin::Created {
+                eprintln!("created a new node key: node {}", identity.id());
+            }
+            let mut options =
+                node::NodeOptions::new(config, identity.signing_key().clone(), paths::data_dir()?);
+            options.demo = *demo;
+            options.bind = *bind;
+            options.allow_loopback_for_tests = *allow_loopback_for_tests;
+            crate::daemon::run(options)?;
+            Ok(Outcome::Ok)
+        }
+        Command::Status { json } => {
+            let value = control_request(&node::control::Request::Status)?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                let status: node::Status = serde_json::from_value(value)?;
+                print!("{}", crate::daemon::render_status(&status));
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Pause { target, duration } => {
+            control_request(&node::control::Request::Pause {
+                target: *target,
+                how_long: duration.clone(),
+            })?;
+            let value = control_request(&node::control::Request::Status)?;
+            let status: node::Status = serde_json::from_value(value)?;
+            print!("{}", crate::daemon::render_status(&status));
+            Ok(Outcome::Ok)
+        }
+        Command::Resume { target } => {
+            control_request(&node::control::Request::Resume { target: *target })?;
+            let value = control_request(&node::control::Request::Status)?;
+            let status: node::Status = serde_json::from_value(value)?;
+            print!("{}", crate::daemon::render_status(&status));
+            Ok(Outcome::Ok)
+        }
+        Command::Logs {
+            follow,
+            level,
+            lines,
+            path,
+        } => {
+            let folder = paths::log_dir()?;
+            if *path {
+                println!("{}", folder.display());
+            } else {
+                crate::logs::print(&folder, *level, *lines, *follow)?;
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Doctor { json } => {
+            let loaded = load_config(&cli);
+            let config = loaded.as_ref().ok().cloned().unwrap_or_default();
+            let checks = node::doctor::run(
+                loaded.as_ref().map_err(|e| format!("{e:#}")),
+                &key_store(&cli, &config),
+                &paths::data_dir()?,
+            );
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&checks)?);
+            } else {
+                print!("{}", crate::doctor::render(&checks));
+            }
+            Ok(if checks.iter().all(|c| c.ok) {
+                Outcome::Ok
+            } else {
+                Outcome::Failed
+            })
+        }
+        Command::Job {
+            command:
+                JobCommand::Submit {
+                    ticket,
+                    manifest,
+                    out,
+                    price,
+                    network,
+                },
+        } => {
+            let config = load_config(&cli)?;
+            let (identity, _) = identity::load_or_create(&key_store(&cli, &config))?;
+            let report = crate::jobs::submit(
+                ticket,
+                manifest,
+                out,
+                identity.signing_key(),
+                *price,
+                network.as_deref(),
+            )?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(Outcome::Ok)
+        }
+        Command::Relay { command } => {
+            let config = load_config(&cli)?;
+            let (identity, _) = identity::load_or_create(&key_store(&cli, &config))?;
+            let key = identity.signing_key().clone();
+            match command {
+                RelayCommand::Serve {
+                    bind,
+                    public,
+                    allow,
+                    egress_open,
+                    price,
+                    allow_loopback_for_tests,
+                } => crate::relaying::serve(
+                    key,
+                    &config,
+                    crate::relaying::ServeOverrides {
+                        bind: *bind,
+                        public: public.clone(),
+                        allow: allow.clone(),
+                        open: *egress_open,
+                        allow_loopback_for_tests: *allow_loopback_for_tests,
+                        price_per_gib: *price,
+                    },
+                )?,
+                RelayCommand::Connect { ticket, socks5 } => {
+                    crate::relaying::connect_socks5(ticket, key, *socks5)?;
+                }
+                RelayCommand::Listen { ticket, forward } => {
+                    crate::relaying::listen_forward(ticket, key, *forward)?;
+                }
+                RelayCommand::Dial {
+                    ticket,
+                    peer,
+                    local,
+                } => crate::relaying::dial_forward(ticket, key, peer, *local)?,
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Config {
+            command: ConfigCommand::Example,
+        } => {
+            print!("{}", node::config::EXAMPLE);
+            Ok(Outcome::Ok)
+        }
+        Command::Config {
+            command: ConfigCommand::Path,
+        } => {
+            println!("{}", config_path(&cli)?.0.display());
+            Ok(Outcome::Ok)
+        }
+    }
+}
+
+fn ledger_path(db: Option<&Path>, config: &Config) -> anyhow::Result<PathBuf> {
+    match db {
+        Some(path) => Ok(path.to_owned()),
+        None => paths::ledger_file_of(config),
+    }
+}
+
+/// Opens the ledger for reading. A missing default ledger is not an error (nothing
+/// was earned yet); a missing file the owner named is.
+fn open_ledger(db: Option<&Path>, config: &Config) -> anyhow::Result<Option<Ledger>> {
+    let named = db.is_some() || config.node.ledger.is_some();
+    let path = ledger_path(db, config)?;
+    if !named && !path.exists() {
+        println!(
+            "No ledger yet at {}: this node has not earned anything so far.",
+            path.display()
+        );
+        return Ok(None);
+    }
+    Ok(Some(Ledger::open_existing(&path)?))
+}
+
+/// Writes the ledger as CSV to `dest`, or to standard output for `-`.
+fn export(ledger: &Ledger, dest: &Path) -> anyhow::Result<u64> {
+    if dest == Path::new("-") {
+        let stdout = std::io::stdout().lock();
+        return Ok(ledger.export_csv(stdout)?);
+    }
+    node::ledger_view::export_csv_file(ledger, dest)
+}

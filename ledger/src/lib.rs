@@ -115,7 +115,7 @@ pub struct Appended {
 }
 
 /// The length of the calendar periods earnings are grouped by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Period {
     /// Calendar days.
@@ -159,7 +159,7 @@ pub struct Total {
 }
 
 /// The outcome of [`Ledger::verify`].
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct VerifyReport {
     /// Entries whose chain link and fields were checked.
     pub entries: u64,
@@ -170,8 +170,7 @@ pub struct VerifyReport {
 }
 
 /// Something `verify` found wrong.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
-#[ts(rename = "VerifyProblem")]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Problem {
     /// The first bad entry's sequence number (0 for the earnings totals table).
     pub seq: u64,

@@ -11,7 +11,7 @@ use compute::manifest::{Binding, BindingKind, BindingRef, Job, Step};
 use ed25519_dalek::SigningKey;
 use ledger::{Network, PartyId};
 use relay::client::RelayClient;
-use relay::ticket::{NodeId, Ticket};
+use relay::ticket::Ticket;
 use tokio::task::AbortHandle;
 
 use job_protocol as job_service;
@@ -76,7 +76,7 @@ pub fn job(workgroups: u32) -> Job {
 }
 
 /// Starts the demo clients against the node `node` listening at `listening`.
-pub fn start(node: NodeId, listening: SocketAddr, network: &str) -> Vec<AbortHandle> {
+pub fn start(node: PartyId, listening: SocketAddr, network: &str) -> Vec<AbortHandle> {
     let port = listening.port();
     let Some(ticket) = Ticket::new(node, vec![SocketAddr::from(([127, 0, 0, 1], port))]) else {
         return Vec::new();
@@ -100,9 +100,7 @@ async fn requester(ticket: Ticket, network: String) {
     let Ok(network) = Network::new(network) else {
         return;
     };
-    let Ok(node) = PartyId::from_bytes(*ticket.node.as_bytes()) else {
-        return;
-    };
+    let node = ticket.node;
     let mut round = 0u32;
     loop {
         // Jobs of a few sizes, so the charts are not flat.
@@ -133,9 +131,7 @@ async fn requester(ticket: Ticket, network: String) {
 async fn relay_clients(ticket: Ticket) {
     let listener_key = random_key();
     let dialer_key = random_key();
-    let Some(listener_id) = NodeId::from_bytes(listener_key.verifying_key().to_bytes()) else {
-        return;
-    };
+    let listener_id = PartyId::of(&listener_key);
     loop {
         if let Err(e) = session(&ticket, &listener_key, &dialer_key, listener_id).await {
             tracing::warn!("demo relay clients: {e}");
@@ -149,7 +145,7 @@ async fn session(
     ticket: &Ticket,
     listener_key: &SigningKey,
     dialer_key: &SigningKey,
-    listener_id: NodeId,
+    listener_id: PartyId,
 ) -> Result<(), relay::client::ClientError> {
     let listener = Arc::new(RelayClient::connect(ticket, listener_key).await?);
     listener.listen().await?;

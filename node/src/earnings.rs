@@ -84,6 +84,7 @@ pub struct Report {
     /// The ledger file read.
     pub ledger: String,
     /// `day`, `week` or `month`.
+    #[ts(as = "crate::ledger_view::PeriodTs")]
     pub period: Period,
     /// The first local date included, if limited.
     pub since: Option<NaiveDate>,

@@ -1,6 +1,10 @@
 //! The ledger as the owner sees it: entries page by page, each with its receipt and
-//! signature in hex so they can be checked by anyone, as plain serializable values for
-//! the tray app's Ledger screen.
+//! signature in hex so they can be checked by anyone, and the outcome of a check, as
+//! plain serializable values for the tray app's Ledger screen.
+//!
+//! The dashboard's TypeScript types are generated from these (ts-rs); `receipt` and
+//! `ledger` know nothing of TypeScript, so the ledger's own types that the dashboard
+//! names (`EntryKind`, `Period`) are given their TypeScript shape here.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -21,6 +25,7 @@ pub struct EntryView {
     /// When the receipt was issued, Unix milliseconds.
     pub time_ms: i64,
     /// `gpu_job`, `relay_session`, `adjustment` or `payout`.
+    #[ts(as = "EntryKindTs")]
     pub kind: EntryKind,
     /// The network (`demo` work is never earnings).
     pub network: String,
@@ -38,6 +43,68 @@ pub struct EntryView {
     pub signature_hex: String,
     /// This entry's link in the hash chain, hex.
     pub hash_hex: String,
+}
+
+/// `ledger::EntryKind` in TypeScript: what an entry is for. Credits come from work;
+/// payouts take credit out.
+#[derive(ts_rs::TS)]
+#[ts(rename = "EntryKind", rename_all = "snake_case")]
+pub enum EntryKindTs {
+    /// A GPU job run for a requester.
+    GpuJob,
+    /// A relay session for a relay client.
+    RelaySession,
+    /// A correction by the counterparty.
+    Adjustment,
+    /// Credit paid out of the ledger.
+    Payout,
+}
+
+/// `ledger::Period` in TypeScript: the length of the calendar periods earnings are
+/// grouped by.
+#[derive(ts_rs::TS)]
+#[ts(rename = "Period", rename_all = "lowercase")]
+pub enum PeriodTs {
+    /// Calendar days.
+    Day,
+    /// Weeks starting on Monday.
+    Week,
+    /// Calendar months.
+    Month,
+}
+
+/// The outcome of checking the ledger (`ledger::VerifyReport`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[ts(rename = "VerifyReport")]
+pub struct VerifyView {
+    /// Entries whose chain link and fields were checked.
+    pub entries: u64,
+    /// Signatures checked.
+    pub signatures: u64,
+    /// The first thing found wrong, if any; `null` means the ledger is intact.
+    pub problem: Option<VerifyProblem>,
+}
+
+/// Something the check found wrong.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+pub struct VerifyProblem {
+    /// The first bad entry's sequence number (0 for the earnings totals table).
+    pub seq: u64,
+    /// What is wrong with it, in a sentence.
+    pub reason: String,
+}
+
+impl From<ledger::VerifyReport> for VerifyView {
+    fn from(report: ledger::VerifyReport) -> Self {
+        Self {
+            entries: report.entries,
+            signatures: report.signatures,
+            problem: report.problem.map(|p| VerifyProblem {
+                seq: p.seq,
+                reason: p.reason,
+            }),
+        }
+    }
 }
 
 impl From<&Entry> for EntryView {

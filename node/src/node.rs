@@ -6,11 +6,12 @@
 //! methods. It owns the node's single QUIC endpoint: relay clients and GPU job
 //! requesters share its port, told apart by ALPN.
 //!
-//! Threads: a **policy thread** reads the signals (input idle time every 50 ms while
-//! the GPU is lent, every second otherwise; the slower machine readings every few
-//! seconds), feeds the sans-IO policy and applies its decisions at once: the GPU lane
-//! yields, the relay stops. The **GPU lane** thread owns the runner's supervisor. The
-//! rest (endpoint, job service, ledger writer, control channel, demo) are tokio tasks.
+//! Threads: a **policy thread** (`node/policy_thread.rs`) reads the signals (input idle
+//! time every 50 ms while a job holds the GPU, every second otherwise; the slower
+//! machine readings every few seconds) and steps the node's sans-IO core
+//! (`node/core.rs`), applying its decisions at once: the GPU lane yields, the relay
+//! stops. The **GPU lane** thread owns the runner's supervisor. The rest (endpoint, job
+//! service, ledger writer, control channel, demo) are tokio tasks.
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -37,13 +38,11 @@ use job_protocol::{self as job_service, OrderTerms, RateCard};
 use policy_thread::PolicyLoop;
 use signals::{self, InputIdle, Machine, Schedule};
 
+mod core;
 mod policy_thread;
 
 /// The network real work is recorded on.
 pub const NETWORK: &str = "spare";
-
-/// For the first minutes after the owner leaves, slices stay short: they may be back.
-const MAY_RETURN: Duration = Duration::from_secs(120);
 
 /// How a node is started.
 pub struct NodeOptions {
@@ -98,7 +97,7 @@ enum Command {
 }
 
 /// What the policy thread publishes.
-#[derive(Clone, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 struct Snapshot {
     gpu: ResourceState,
     bandwidth: ResourceState,

@@ -218,7 +218,6 @@ mod tests {
     use super::*;
     use ed25519_dalek::SigningKey;
     use ledger::{MicroCredits, Network, PartyId, Receipt};
-    use relay::ticket::NodeId;
 
     fn promise(units: u64) -> VerifiedReceipt {
         let client = SigningKey::from_bytes(&[2; 32]);
@@ -241,8 +240,7 @@ mod tests {
     fn record(ended: bool, units: u64) -> SessionRecord {
         SessionRecord {
             ended,
-            client: NodeId::from_bytes(SigningKey::from_bytes(&[2; 32]).verifying_key().to_bytes())
-                .unwrap(),
+            client: PartyId::of(&SigningKey::from_bytes(&[2; 32])),
             up: units / 2,
             down: units / 2,
             receipt: Some(promise(units)),

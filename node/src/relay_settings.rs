@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use ed25519_dalek::SigningKey;
 use relay::node::NodeConfig;
 use relay::policy::{AllowRule, EgressPolicy};
-use relay::ticket::{NodeId, Ticket};
+use relay::ticket::{PartyId, Ticket};
 
 use crate::config::{Config, EgressMode};
 
@@ -41,7 +41,7 @@ pub fn ticket_addresses(config: &Config, port: u16) -> anyhow::Result<Vec<Socket
 
 /// This node's ticket, from its key and config: what `spare ticket` prints.
 pub fn ticket(key: &SigningKey, config: &Config) -> anyhow::Result<Ticket> {
-    let id = NodeId::from_bytes(key.verifying_key().to_bytes()).context("invalid node key")?;
+    let id = PartyId::of(key);
     Ticket::new(id, ticket_addresses(config, config.relay.port)?)
         .context("a ticket holds 1 to 8 addresses with non-zero ports")
 }

@@ -162,7 +162,7 @@ impl FromStr for PartyId {
 }
 
 /// What an entry is for. Credits come from work; payouts take credit out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, ts_rs::TS)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryKind {
     /// A GPU job run for a requester; units are GPU-milliseconds.

@@ -20,7 +20,7 @@ use ed25519_dalek::SigningKey;
 use relay::client::RelayClient;
 use relay::node::{NodeConfig, RelayNode};
 use relay::policy::EgressPolicy;
-use relay::ticket::NodeId;
+use relay::ticket::PartyId;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 
@@ -99,7 +99,7 @@ async fn run(full: bool) {
 
     // Peer relay: client A → node → client B.
     let listener_key = key(3);
-    let listener_id = NodeId::from_bytes(listener_key.verifying_key().to_bytes()).unwrap();
+    let listener_id = PartyId::of(&listener_key);
     let listening = Arc::new(RelayClient::connect(&ticket, &listener_key).await.unwrap());
     listening.listen().await.unwrap();
     let (got_tx, got_rx) = tokio::sync::oneshot::channel();
@@ -213,13 +213,15 @@ async fn direct_quinn_echo(echoes: usize) -> Vec<Duration> {
 
 /// A plain quinn server with the relay's TLS and transport settings that hands its
 /// first stream to `serve`.
-async fn quinn_server<F, Fut>(serve: F) -> (SocketAddr, NodeId, tokio::sync::oneshot::Receiver<u64>)
+async fn quinn_server<F, Fut>(
+    serve: F,
+) -> (SocketAddr, PartyId, tokio::sync::oneshot::Receiver<u64>)
 where
     F: FnOnce(quinn::RecvStream, quinn::SendStream) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = u64> + Send,
 {
     let server_key = key(10);
-    let id = NodeId::from_bytes(server_key.verifying_key().to_bytes()).unwrap();
+    let id = PartyId::of(&server_key);
     let tls = relay::tls::server_config(&server_key).unwrap();
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls).unwrap();
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
@@ -241,7 +243,7 @@ where
     (addr, id, rx)
 }
 
-async fn quinn_client(addr: SocketAddr, id: NodeId) -> quinn::Connection {
+async fn quinn_client(addr: SocketAddr, id: PartyId) -> quinn::Connection {
     let tls = relay::tls::client_config(&key(11), id).unwrap();
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
     let mut config = quinn::ClientConfig::new(Arc::new(quic));

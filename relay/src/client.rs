@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use tokio::sync::{Mutex, mpsc};
 
-use crate::ticket::{NodeId, Ticket};
+use crate::ticket::Ticket;
 use crate::wire::{Frame, Status, VERSION};
 use crate::{io, metering, wire};
 
@@ -31,7 +31,7 @@ pub enum ClientError {
     #[error("cannot reach node {node} at any of its addresses: {last}")]
     Unreachable {
         /// The node.
-        node: NodeId,
+        node: PartyId,
         /// The last error.
         last: String,
     },
@@ -57,7 +57,7 @@ pub struct RelayClient {
     _endpoint: quinn::Endpoint,
     conn: quinn::Connection,
     control: Arc<Mutex<quinn::SendStream>>,
-    node: NodeId,
+    node: PartyId,
     payer: Arc<Payer>,
     udp: UdpRoutes,
 }
@@ -208,7 +208,7 @@ impl RelayClient {
     async fn hello(
         endpoint: quinn::Endpoint,
         conn: quinn::Connection,
-        node: NodeId,
+        node: PartyId,
         key: &SigningKey,
     ) -> Result<RelayClient, ClientError> {
         let (mut send, mut recv) = conn.open_bi().await.map_err(connection_error)?;
@@ -224,8 +224,7 @@ impl RelayClient {
                 ..
             }) => Arc::new(Payer {
                 key: key.clone(),
-                node: PartyId::from_bytes(*node.as_bytes())
-                    .map_err(|e| connection_error(e.to_string()))?,
+                node,
                 session,
                 network,
                 price_per_gib,
@@ -325,7 +324,7 @@ impl RelayClient {
     }
 
     /// The node this client is connected to.
-    pub fn node(&self) -> NodeId {
+    pub fn node(&self) -> PartyId {
         self.node
     }
 
@@ -383,7 +382,7 @@ impl RelayClient {
     /// Opens a flow to a peer listening on the same node.
     pub async fn dial(
         &self,
-        peer: NodeId,
+        peer: PartyId,
     ) -> Result<(quinn::SendStream, quinn::RecvStream), ClientError> {
         self.open_flow(Frame::Dial {
             peer: *peer.as_bytes(),
@@ -402,11 +401,11 @@ impl RelayClient {
     /// Waits for the next peer that dials this client.
     pub async fn accept_peer(
         &self,
-    ) -> Result<(NodeId, quinn::SendStream, quinn::RecvStream), ClientError> {
+    ) -> Result<(PartyId, quinn::SendStream, quinn::RecvStream), ClientError> {
         loop {
             let (send, mut recv) = self.conn.accept_bi().await.map_err(connection_error)?;
             if let Ok(Frame::Incoming { from }) = io::read_frame(&mut recv, ANSWER_TIMEOUT).await
-                && let Some(from) = NodeId::from_bytes(from)
+                && let Ok(from) = PartyId::from_bytes(from)
             {
                 return Ok((from, send, recv));
             }
@@ -443,7 +442,7 @@ pub async fn forward_peers(
 
 /// Accepts local TCP connections on `listener` and carries each to `peer` through the
 /// node: the dialling side of a peer-relay port forward.
-pub async fn dial_forward(client: Arc<RelayClient>, peer: NodeId, listener: &TcpListener) {
+pub async fn dial_forward(client: Arc<RelayClient>, peer: PartyId, listener: &TcpListener) {
     while let Ok((tcp, _)) = listener.accept().await {
         let client = client.clone();
         tokio::spawn(async move {

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use crate::io::{self, Counters};
 use crate::metering::{Meter, Terms};
 use crate::policy::{Authority, EgressPolicy, Host, Refusal};
-use crate::ticket::{NodeId, Ticket};
+use crate::ticket::Ticket;
 use crate::wire::{self, Frame, Status, VERSION};
 
 /// How the node runs its relay.
@@ -80,7 +80,7 @@ pub struct SessionRecord {
     /// True for the last record of a session; earlier ones are checkpoints.
     pub ended: bool,
     /// The client.
-    pub client: NodeId,
+    pub client: PartyId,
     /// Bytes client → destination.
     pub up: u64,
     /// Bytes destination → client.
@@ -135,8 +135,8 @@ pub enum NodeError {
 
 struct Shared {
     config: NodeConfig,
-    id: NodeId,
-    listeners: Mutex<HashMap<NodeId, quinn::Connection>>,
+    id: PartyId,
+    listeners: Mutex<HashMap<PartyId, quinn::Connection>>,
     clients: AtomicUsize,
     counters: Arc<Counters>,
     node_up: Option<io::SharedBucket>,
@@ -220,8 +220,7 @@ impl RelayNode {
             Arc::new(quinn::TokioRuntime),
         )
         .map_err(bind_err)?;
-        let id = NodeId::from_bytes(config.key.verifying_key().to_bytes())
-            .ok_or_else(|| crate::tls::TlsError::from_message("invalid node key".into()))?;
+        let id = PartyId::of(&config.key);
         let quota = (config.quota != (0, 0))
             .then(|| Arc::new(io::QuotaGate::new(config.quota.0, config.quota.1)));
         if let (Some(gate), Some((period, day, month))) = (&quota, config.quota_used) {
@@ -260,7 +259,7 @@ impl RelayNode {
     }
 
     /// The node's id.
-    pub fn id(&self) -> NodeId {
+    pub fn id(&self) -> PartyId {
         self.shared.id
     }
 
@@ -444,10 +443,8 @@ async fn serve_connection(shared: Arc<Shared>, incoming: quinn::Incoming) {
     let allowance = (config.price_per_gib > 0).then(|| {
         Arc::new(io::Allowance::new(
             Meter::new(Terms {
-                node: PartyId::from_bytes(*shared.id.as_bytes())
-                    .unwrap_or_else(|_| unreachable_party()),
-                client: PartyId::from_bytes(*client.as_bytes())
-                    .unwrap_or_else(|_| unreachable_party()),
+                node: shared.id,
+                client,
                 session,
                 network: config.network.clone(),
                 price_per_gib: config.price_per_gib,
@@ -546,14 +543,7 @@ async fn serve_connection(shared: Arc<Shared>, incoming: quinn::Incoming) {
     }
 }
 
-/// Node and client ids are checked ed25519 keys, so they always convert; this keeps
-/// the conversion total without a panic.
-#[cold]
-fn unreachable_party() -> PartyId {
-    PartyId::of(&SigningKey::from_bytes(&[0; 32]))
-}
-
-fn forget_listener(shared: &Shared, client: NodeId, conn: &quinn::Connection) {
+fn forget_listener(shared: &Shared, client: PartyId, conn: &quinn::Connection) {
     if let Ok(mut listeners) = shared.listeners.lock()
         && listeners.get(&client).map(quinn::Connection::stable_id) == Some(conn.stable_id())
     {
@@ -563,7 +553,7 @@ fn forget_listener(shared: &Shared, client: NodeId, conn: &quinn::Connection) {
 
 async fn serve_control(
     shared: Arc<Shared>,
-    client: NodeId,
+    client: PartyId,
     conn: quinn::Connection,
     control: mpsc::UnboundedSender<Frame>,
     mut recv: quinn::RecvStream,
@@ -621,7 +611,7 @@ async fn refuse(send: &mut quinn::SendStream, status: Status, message: String) {
 
 async fn serve_flow(
     shared: Arc<Shared>,
-    client: NodeId,
+    client: PartyId,
     (mut send, mut recv): (quinn::SendStream, quinn::RecvStream),
     conn: quinn::Connection,
     flows: UdpFlows,
@@ -830,13 +820,13 @@ async fn route_datagrams(conn: quinn::Connection, flows: UdpFlows, gate: io::Gat
 
 async fn peer_relay(
     shared: &Shared,
-    client: NodeId,
+    client: PartyId,
     peer: [u8; 32],
     mut send: quinn::SendStream,
     recv: quinn::RecvStream,
     gate: io::Gate,
 ) {
-    let listener = NodeId::from_bytes(peer).and_then(|id| {
+    let listener = PartyId::from_bytes(peer).ok().and_then(|id| {
         shared
             .listeners
             .lock()

@@ -24,35 +24,9 @@ const VERSION: u8 = 1;
 pub const MAX_ADDRESSES: usize = 8;
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
-/// A node id: an ed25519 public key, shown as 64 hex characters.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NodeId([u8; 32]);
-
-impl NodeId {
-    /// Accepts 32 bytes only if they are a valid ed25519 public key.
-    pub fn from_bytes(bytes: [u8; 32]) -> Option<Self> {
-        ed25519_dalek::VerifyingKey::from_bytes(&bytes)
-            .ok()
-            .map(|_| Self(bytes))
-    }
-
-    /// The key bytes.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-}
-
-impl fmt::Display for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
-    }
-}
-
-impl fmt::Debug for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NodeId({self})")
-    }
-}
+/// A node id is the node's ed25519 public key: the one checked key type shared by
+/// receipts, tickets and TLS (`receipt::PartyId`).
+pub use receipt::PartyId;
 
 /// Why a ticket string was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -93,14 +67,14 @@ pub enum TicketError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ticket {
     /// Who the client must reach (checked in the TLS handshake).
-    pub node: NodeId,
+    pub node: PartyId,
     /// Where to try, in order.
     pub addresses: Vec<SocketAddr>,
 }
 
 impl Ticket {
     /// A ticket; `None` without addresses or with more than [`MAX_ADDRESSES`].
-    pub fn new(node: NodeId, addresses: Vec<SocketAddr>) -> Option<Self> {
+    pub fn new(node: PartyId, addresses: Vec<SocketAddr>) -> Option<Self> {
         (!addresses.is_empty()
             && addresses.len() <= MAX_ADDRESSES
             && addresses.iter().all(|a| a.port() != 0))
@@ -190,7 +164,7 @@ impl FromStr for Ticket {
         if blake3::hash(payload).as_bytes()[..4] != sum[..] {
             return Err(TicketError::Checksum);
         }
-        let node = NodeId::from_bytes(key).ok_or(TicketError::NodeId)?;
+        let node = PartyId::from_bytes(key).map_err(|_| TicketError::NodeId)?;
         Ok(Ticket { node, addresses })
     }
 }
@@ -235,9 +209,9 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn node() -> NodeId {
+    fn node() -> PartyId {
         let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
-        NodeId::from_bytes(key.verifying_key().to_bytes()).unwrap()
+        PartyId::of(&key)
     }
 
     fn ticket() -> Ticket {

@@ -19,7 +19,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
-use crate::ticket::NodeId;
+use crate::ticket::PartyId;
 use crate::wire::ALPN;
 
 /// DER prefix of an ed25519 SubjectPublicKeyInfo; the 32 key bytes follow.
@@ -40,16 +40,16 @@ impl TlsError {
 }
 
 /// The SubjectPublicKeyInfo of an ed25519 key.
-pub fn spki(id: &NodeId) -> Vec<u8> {
+pub fn spki(id: &PartyId) -> Vec<u8> {
     let mut out = ED25519_SPKI_PREFIX.to_vec();
     out.extend_from_slice(id.as_bytes());
     out
 }
 
 /// The node id in an ed25519 SubjectPublicKeyInfo, if that is what it is.
-pub fn node_id_of(spki: &[u8]) -> Option<NodeId> {
+pub fn node_id_of(spki: &[u8]) -> Option<PartyId> {
     let key = spki.strip_prefix(ED25519_SPKI_PREFIX.as_slice())?;
-    NodeId::from_bytes(key.try_into().ok()?)
+    PartyId::from_bytes(key.try_into().ok()?).ok()
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -65,8 +65,7 @@ fn certified_key(key: &SigningKey) -> Result<Arc<CertifiedKey>, TlsError> {
         .key_provider
         .load_private_key(private)
         .map_err(|e| TlsError(format!("loading the key: {e}")))?;
-    let id = NodeId::from_bytes(key.verifying_key().to_bytes())
-        .ok_or_else(|| TlsError("the key is not a valid ed25519 key".into()))?;
+    let id = PartyId::of(key);
     Ok(Arc::new(CertifiedKey::new(
         vec![CertificateDer::from(spki(&id))],
         signing,
@@ -106,14 +105,17 @@ pub fn server_config(key: &SigningKey) -> Result<rustls::ServerConfig, TlsError>
 }
 
 /// A client's TLS configuration: its key, and only the node `expected`.
-pub fn client_config(key: &SigningKey, expected: NodeId) -> Result<rustls::ClientConfig, TlsError> {
+pub fn client_config(
+    key: &SigningKey,
+    expected: PartyId,
+) -> Result<rustls::ClientConfig, TlsError> {
     client_config_for(key, expected, ALPN)
 }
 
 /// The same for another service on the node's port, by its ALPN.
 pub fn client_config_for(
     key: &SigningKey,
-    expected: NodeId,
+    expected: PartyId,
     alpn: &[u8],
 ) -> Result<rustls::ClientConfig, TlsError> {
     let mut config = rustls::ClientConfig::builder_with_provider(provider())
@@ -130,7 +132,7 @@ pub fn client_config_for(
 
 /// Accepts the node only if its raw public key is exactly the expected node id.
 #[derive(Debug)]
-struct ExactNode(NodeId);
+struct ExactNode(PartyId);
 
 impl ServerCertVerifier for ExactNode {
     fn verify_server_cert(
@@ -230,7 +232,7 @@ impl ClientCertVerifier for AnyEd25519Client {
 }
 
 /// The peer's node id on an established connection.
-pub fn peer_id(connection: &quinn::Connection) -> Option<NodeId> {
+pub fn peer_id(connection: &quinn::Connection) -> Option<PartyId> {
     let identity = connection.peer_identity()?;
     let certs = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
     node_id_of(certs.first()?.as_ref())

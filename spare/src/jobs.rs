@@ -9,7 +9,7 @@ use compute::manifest::{self, BindingRef};
 use compute::slicing::Budget;
 use compute::supervisor::{Outcome, RunnerConfig, Supervisor};
 use ed25519_dalek::SigningKey;
-use ledger::{Network, PartyId};
+use ledger::Network;
 use relay::ticket::Ticket;
 use serde::Serialize;
 
@@ -143,7 +143,7 @@ pub fn submit(
 ) -> anyhow::Result<RunReport> {
     let ticket: Ticket = ticket.parse().context("reading the ticket")?;
     let job = manifest::load(manifest)?;
-    let node = PartyId::from_bytes(*ticket.node.as_bytes()).context("the ticket's node id")?;
+    let node = ticket.node;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -14,7 +14,7 @@ use node::recorder::Recorder;
 use node::relay_settings::{node_config, ticket_addresses};
 use relay::client::{self, ClientError, RelayClient};
 use relay::node::RelayNode;
-use relay::ticket::{NodeId, Ticket};
+use relay::ticket::{PartyId, Ticket};
 use tokio::net::TcpListener;
 
 /// Command-line overrides of the `[relay]` config for `spare relay serve`.
@@ -168,7 +168,7 @@ pub fn connect_socks5(ticket: &str, key: SigningKey, socks: SocketAddr) -> anyho
 
 /// Accepts peers that dial this client and connects each to `forward`.
 pub fn listen_forward(ticket: &str, key: SigningKey, forward: SocketAddr) -> anyhow::Result<()> {
-    let id = NodeId::from_bytes(key.verifying_key().to_bytes()).context("invalid key")?;
+    let id = PartyId::of(&key);
     eprintln!("listening as peer {id}; peers are forwarded to {forward}");
     with_reconnects(ticket, key, move |client| async move {
         match client::forward_peers(client, forward).await {
@@ -188,7 +188,7 @@ pub fn dial_forward(
     let peer_bytes: [u8; 32] = ledger::unhex(peer)
         .and_then(|b| b.try_into().ok())
         .context("--peer must be a node id: 64 hex characters")?;
-    let peer = NodeId::from_bytes(peer_bytes).context("--peer is not a valid node id")?;
+    let peer = PartyId::from_bytes(peer_bytes).context("--peer is not a valid node id")?;
     let listener =
         std::net::TcpListener::bind(local).with_context(|| format!("listening on {local}"))?;
     listener.set_nonblocking(true)?;

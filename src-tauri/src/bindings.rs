@@ -23,7 +23,7 @@ pub fn export(dir: &Path) -> Result<(), ExportError> {
     node::earnings::Report::export_all(&cfg)?;
     node::ledger_view::EntryView::export_all(&cfg)?;
     node::logs::LogView::export_all(&cfg)?;
-    ledger::VerifyReport::export_all(&cfg)?;
+    node::ledger_view::VerifyView::export_all(&cfg)?;
     crate::error::CommandError::export_all(&cfg)?;
     crate::updates::UpdateCheck::export_all(&cfg)?;
     crate::pump::NodeDown::export_all(&cfg)?;

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{Local, NaiveDate, Offset as _};
-use ledger::{Ledger, Period, VerifyReport};
+use ledger::{Ledger, Period};
 use node::config::Config;
 use node::doctor::Check;
 use node::earnings::{self, Report};
-use node::ledger_view::{self, EntryView};
+use node::ledger_view::{self, EntryView, VerifyView};
 use node::logs::{LogLevel, LogView};
 use node::{NodeHandle, PauseFor, Status, Target};
 use tauri::{AppHandle, Manager, State};
@@ -160,11 +160,12 @@ pub async fn ledger_entries(
 
 /// Checks every entry's chain link and signature.
 #[tauri::command(rename_all = "snake_case")]
-pub async fn ledger_verify(host: State<'_, Arc<Host>>) -> Result<VerifyReport, CommandError> {
+pub async fn ledger_verify(host: State<'_, Arc<Host>>) -> Result<VerifyView, CommandError> {
     let host = self::host(&host);
     blocking(move || {
         open_ledger(&host)?
             .verify()
+            .map(VerifyView::from)
             .map_err(|e| CommandError::ledger("verifying the ledger", e))
     })
     .await

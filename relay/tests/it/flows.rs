@@ -142,8 +142,7 @@ async fn peer_relay_port_forward_carries_a_tcp_protocol() {
     let ticket = node.ticket(vec![]).unwrap();
 
     let listener_key = key(4);
-    let listener_id =
-        relay::ticket::NodeId::from_bytes(listener_key.verifying_key().to_bytes()).unwrap();
+    let listener_id = relay::ticket::PartyId::of(&listener_key);
     let listening = Arc::new(RelayClient::connect(&ticket, &listener_key).await.unwrap());
     tokio::spawn(client::forward_peers(listening, echo));
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -176,7 +175,7 @@ async fn peer_relay_port_forward_carries_a_tcp_protocol() {
         "{err}"
     );
     // And a peer that is not listening is named as such.
-    let nobody = relay::ticket::NodeId::from_bytes(key(9).verifying_key().to_bytes()).unwrap();
+    let nobody = relay::ticket::PartyId::of(&key(9));
     let err = dialer.dial(nobody).await.unwrap_err();
     assert!(
         matches!(

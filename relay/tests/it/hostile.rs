@@ -76,7 +76,7 @@ async fn default_policy_refuses_every_special_destination() {
 async fn a_ticket_with_another_node_id_is_refused_by_the_client() {
     let node = RelayNode::start(NodeConfig::new(key(1), loopback())).unwrap();
     let addr = node.local_addr().unwrap();
-    let impostor_id = relay::ticket::NodeId::from_bytes(key(7).verifying_key().to_bytes()).unwrap();
+    let impostor_id = relay::ticket::PartyId::of(&key(7));
     let ticket = relay::ticket::Ticket::new(impostor_id, vec![addr]).unwrap();
     let err = RelayClient::connect(&ticket, &key(2)).await.err().unwrap();
     assert!(matches!(err, ClientError::Unreachable { .. }), "{err}");
@@ -312,7 +312,7 @@ async fn opening_flows_too_fast_is_rate_limited() {
     let client = RelayClient::connect(&node.ticket(vec![]).unwrap(), &key(2))
         .await
         .unwrap();
-    let nobody = relay::ticket::NodeId::from_bytes(key(9).verifying_key().to_bytes()).unwrap();
+    let nobody = relay::ticket::PartyId::of(&key(9));
     let mut limited = 0;
     for _ in 0..30 {
         if let Err(ClientError::Refused {

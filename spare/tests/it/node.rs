@@ -496,8 +496,7 @@ fn stopping_the_node_records_running_relay_sessions_with_their_last_promise() {
             total
         });
         let dialer = RelayClient::connect(&ticket, &dialer_key).await.unwrap();
-        let peer =
-            relay::ticket::NodeId::from_bytes(listener_key.verifying_key().to_bytes()).unwrap();
+        let peer = relay::ticket::PartyId::of(&listener_key);
         let (mut send, _recv) = dialer.dial(peer).await.unwrap();
         let chunk = vec![7u8; 1 << 20];
         for _ in 0..40 {

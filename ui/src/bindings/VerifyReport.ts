@@ -2,7 +2,7 @@
 import type { VerifyProblem } from "./VerifyProblem";
 
 /**
- * The outcome of [`Ledger::verify`].
+ * The outcome of checking the ledger (`ledger::VerifyReport`).
  */
 export type VerifyReport = { 
 /**
@@ -14,6 +14,6 @@ entries: number,
  */
 signatures: number, 
 /**
- * The first thing found wrong, if any; `None` means the ledger is intact.
+ * The first thing found wrong, if any; `null` means the ledger is intact.
  */
 problem: VerifyProblem | null, };

@@ -1,5 +1,5 @@
-//! The node's side of the job service: each connection handed over by the relay
-//! endpoint under the jobs ALPN, each stream one request (the protocol is `job_protocol`).
+//! The node's side of the job service: each connection the node's router hands over
+//! under the jobs ALPN, each stream one request (the protocol is `job_protocol`).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -9,6 +9,7 @@ use compute::admission::Caps;
 use tokio::sync::mpsc;
 
 use crate::gpu_lane::{GpuLane, LaneEvent, Queued};
+use crate::router::{ProtocolHandler, Serving};
 use job_protocol::{
     self as job_service, Code, FrameError, OrderTerms, OutputWire, Refusal, Reply, Request,
 };
@@ -44,37 +45,33 @@ pub struct JobService {
     pub finished: mpsc::UnboundedSender<ledger::VerifiedReceipt>,
 }
 
-impl JobService {
-    /// Serves connections as the endpoint hands them over.
-    pub async fn serve(
-        self: Arc<Self>,
-        mut connections: mpsc::UnboundedReceiver<quinn::Connection>,
-    ) {
-        while let Some(conn) = connections.recv().await {
-            let service = self.clone();
-            tokio::spawn(async move {
-                let open = Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS));
-                while let Ok((send, recv)) = conn.accept_bi().await {
-                    let Ok(permit) = open.clone().try_acquire_owned() else {
-                        let mut send = send;
-                        let busy = Refusal {
-                            code: Code::QueueFull,
-                            message: format!("at most {MAX_STREAMS} requests per connection"),
-                        };
-                        let _ = job_service::write_frame(&mut send, &Reply::Refused(busy)).await;
-                        let _ = send.finish();
-                        continue;
+impl ProtocolHandler for JobService {
+    /// Serves a requester's connection, each stream one request, until it closes.
+    fn accept(self: Arc<Self>, conn: quinn::Connection) -> Serving {
+        Box::pin(async move {
+            let open = Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS));
+            while let Ok((send, recv)) = conn.accept_bi().await {
+                let Ok(permit) = open.clone().try_acquire_owned() else {
+                    let mut send = send;
+                    let busy = Refusal {
+                        code: Code::QueueFull,
+                        message: format!("at most {MAX_STREAMS} requests per connection"),
                     };
-                    let service = service.clone();
-                    tokio::spawn(async move {
-                        service.serve_stream(send, recv).await;
-                        drop(permit);
-                    });
-                }
-            });
-        }
+                    let _ = job_service::write_frame(&mut send, &Reply::Refused(busy)).await;
+                    let _ = send.finish();
+                    continue;
+                };
+                let service = self.clone();
+                tokio::spawn(async move {
+                    service.serve_stream(send, recv).await;
+                    drop(permit);
+                });
+            }
+        })
     }
+}
 
+impl JobService {
     async fn serve_stream(&self, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
         let replies = match self.answer(&mut send, &mut recv).await {
             Ok(()) => return,

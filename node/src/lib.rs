@@ -24,6 +24,7 @@ mod node;
 pub mod paths;
 pub mod recorder;
 pub mod relay_settings;
+pub mod router;
 pub mod status;
 #[doc(hidden)]
 pub mod testing;

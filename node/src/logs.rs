@@ -311,8 +311,11 @@ pub fn read(folder: &Path, level: Option<LogLevel>, limit: usize) -> Vec<LogLine
         .flat_map(|bytes| parse(&String::from_utf8_lossy(&bytes)))
         .filter(|line| level.is_none_or(|level| line.level <= level))
         .collect();
-    // RFC 3339 times with one offset sort as text; a stable sort keeps a file's order.
-    lines.sort_by(|a, b| b.time.cmp(&a.time));
+    // RFC 3339 times with one offset sort as text. The files are read oldest first and
+    // the sort is stable, so lines of the same millisecond keep the order they were
+    // written in; reversed, the newest come first.
+    lines.sort_by(|a, b| a.time.cmp(&b.time));
+    lines.reverse();
     lines.truncate(limit);
     lines
 }
@@ -380,6 +383,21 @@ mod tests {
         );
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("app.log"), text).unwrap();
+        // Two lines of the same millisecond come back newest first too.
+        std::fs::write(
+            dir.path().join("relay.log"),
+            "2026-12-06T19:25:28.000+01:00  INFO relay: first\n\
+             2026-12-06T19:25:28.000+01:00  INFO relay: second\n",
+        )
+        .unwrap();
+        let newest = read(dir.path(), None, 2);
+        assert_eq!(
+            newest
+                .iter()
+                .map(|l| l.message.as_str())
+                .collect::<Vec<_>>(),
+            ["second", "first"]
+        );
         let worst = read(dir.path(), Some(LogLevel::Warn), 10);
         assert_eq!(worst.len(), 2);
         assert_eq!(worst[0].level, LogLevel::Warn, "newest first");

@@ -24,7 +24,8 @@ use anyhow::Context as _;
 use compute::supervisor::RunnerConfig;
 use ed25519_dalek::SigningKey;
 use ledger::PartyId;
-use relay::node::{NodeConfig, RelayNode};
+use relay::node::{NodeConfig, RelayService};
+use relay::ticket::Ticket;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{Config, EgressMode};
@@ -32,6 +33,7 @@ use crate::folder::{make_private_dir, restore_pauses, restore_quota, save_quota,
 use crate::gpu_lane::GpuLane;
 use crate::lending::{LendingPolicy, Limits};
 use crate::recorder::Recorder;
+use crate::router::{RelayProtocol, Router, RouterConfig};
 use crate::status::*;
 use crate::{control, demo};
 use job_protocol::{self as job_service, OrderTerms, RateCard};
@@ -40,6 +42,9 @@ use signals::{self, InputIdle, Machine, Schedule};
 
 mod core;
 mod policy_thread;
+
+/// Requesters' connections at once, beside the relay's `max_clients`.
+const MAX_REQUESTER_CONNECTIONS: usize = 256;
 
 /// The network real work is recorded on.
 pub const NETWORK: &str = "spare";
@@ -109,7 +114,9 @@ struct Snapshot {
 
 struct Inner {
     options_summary: Summary,
-    relay: RelayNode,
+    relay: Arc<RelayService>,
+    /// The endpoint: dropping the node's last handle closes it.
+    _router: Router,
     lane: Arc<GpuLane>,
     snapshot: Mutex<Snapshot>,
     commands: Mutex<std_mpsc::Sender<Command>>,
@@ -253,27 +260,21 @@ impl Node {
             }
         });
 
-        let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
         let mut relay_config = relay_config(&options, network)?;
         let quota_file = options.data_dir.join("quota.json");
         relay_config.quota_used = restore_quota(&quota_file);
-        relay_config
-            .services
-            .push((job_service::ALPN.to_vec(), jobs_tx));
         relay_config.sessions = Some(sessions_tx);
         let price_per_gib = relay_config.price_per_gib;
-        let relay = RelayNode::start(relay_config).context("starting the node's endpoint")?;
-        let listening = relay
-            .local_addr()
-            .context("reading the endpoint's address")?;
-        let ticket_addresses = if !listening.ip().is_unspecified() {
-            vec![listening]
-        } else {
-            crate::relay_settings::ticket_addresses(&config, listening.port())?
+        let router_config = RouterConfig {
+            key: options.key.clone(),
+            bind: relay_config.bind,
+            idle_timeout: relay_config.idle_timeout,
+            max_streams: relay_config.max_flows_per_client,
+            // Relay clients and requesters together; each protocol keeps its own cap.
+            max_connections: relay_config.max_clients + MAX_REQUESTER_CONNECTIONS,
+            handshake_timeout: relay_config.handshake_timeout,
         };
-        let ticket = relay
-            .ticket(ticket_addresses)
-            .context("a ticket holds 1 to 8 addresses with non-zero ports")?;
+        let relay = RelayService::new(relay_config);
         // Starts stopped; the policy thread opens it when bandwidth may be lent.
         relay.set_stopped(Some("starting".into()));
 
@@ -294,7 +295,27 @@ impl Node {
             seen: Mutex::new(Default::default()),
             finished: finished_tx,
         });
-        tokio::spawn(service.serve(jobs_rx));
+        let router = Router::spawn(
+            router_config,
+            vec![
+                (
+                    relay::wire::ALPN.to_vec(),
+                    Arc::new(RelayProtocol(relay.clone())),
+                ),
+                (job_service::ALPN.to_vec(), service),
+            ],
+        )
+        .context("starting the node's endpoint")?;
+        let listening = router
+            .local_addr()
+            .context("reading the endpoint's address")?;
+        let ticket_addresses = if !listening.ip().is_unspecified() {
+            vec![listening]
+        } else {
+            crate::relay_settings::ticket_addresses(&config, listening.port())?
+        };
+        let ticket = Ticket::new(relay.id(), ticket_addresses)
+            .context("a ticket holds 1 to 8 addresses with non-zero ports")?;
 
         let (commands_tx, commands_rx) = std_mpsc::channel();
         let waker = Mutex::new(commands_tx.clone());
@@ -316,6 +337,7 @@ impl Node {
                 price_per_million_workgroups: config.gpu.price_per_million_workgroups,
             },
             relay,
+            _router: router,
             lane,
             snapshot: Mutex::new(Snapshot::default()),
             commands: Mutex::new(commands_tx),

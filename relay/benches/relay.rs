@@ -225,7 +225,7 @@ where
     let tls = relay::tls::server_config(&server_key).unwrap();
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls).unwrap();
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
-    config.transport_config(Arc::new(relay::node::transport_config(
+    config.transport_config(Arc::new(relay::endpoint::transport_config(
         Duration::from_secs(30),
         64,
     )));
@@ -247,7 +247,7 @@ async fn quinn_client(addr: SocketAddr, id: PartyId) -> quinn::Connection {
     let tls = relay::tls::client_config(&key(11), id).unwrap();
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
-    config.transport_config(Arc::new(relay::node::transport_config(
+    config.transport_config(Arc::new(relay::endpoint::transport_config(
         Duration::from_secs(30),
         64,
     )));
@@ -263,7 +263,7 @@ async fn idle_connections(
     let tls = relay::tls::client_config(&key(20), node.id()).unwrap();
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
-    let mut transport = relay::node::transport_config(Duration::from_secs(30), 64);
+    let mut transport = relay::endpoint::transport_config(Duration::from_secs(30), 64);
     transport.keep_alive_interval(Some(Duration::from_secs(5)));
     config.transport_config(Arc::new(transport));
     let mut endpoint = quinn::Endpoint::client(loopback()).unwrap();

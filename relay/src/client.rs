@@ -161,7 +161,7 @@ pub async fn connect_service(
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| crate::tls::TlsError::from_message(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
-    let mut transport = crate::node::transport_config(Duration::from_secs(30), 256);
+    let mut transport = crate::endpoint::transport_config(Duration::from_secs(30), 256);
     transport.keep_alive_interval(Some(Duration::from_secs(10)));
     config.transport_config(Arc::new(transport));
     let mut last = String::from("the ticket has no addresses");

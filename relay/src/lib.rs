@@ -18,6 +18,7 @@
 
 pub mod addresses;
 pub mod client;
+pub mod endpoint;
 pub mod io;
 pub mod limits;
 pub mod metering;

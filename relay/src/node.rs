@@ -1,6 +1,10 @@
-//! The node side of the relay: one quinn endpoint that accepts relay clients, and
-//! serves their flows: peer relay (always) and TCP egress (when an egress policy is
-//! set). This is the I/O driver around `wire` and `policy`.
+//! The node side of the relay: `RelayService` serves relay clients on the connections
+//! it is handed (whose handshake chose ALPN `spare-relay/1`) and their flows: peer
+//! relay (always) and TCP egress (when an egress policy is set). It owns no endpoint:
+//! the node's router accepts connections and routes them by ALPN. `RelayNode` is a
+//! standalone relay (`spare relay serve`, the tests and benchmarks): an endpoint of
+//! its own that offers only this protocol. This is the I/O driver around `wire` and
+//! `policy`.
 //!
 //! Every wait that a client controls has a deadline (handshake, first frame, connect)
 //! and quinn's windows are finite, so a client that stalls or floods costs the node a
@@ -17,6 +21,7 @@ use receipt::{PartyId, SignedReceipt, VerifiedReceipt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
+use crate::endpoint::EndpointError;
 use crate::io::{self, Counters};
 use crate::metering::{Meter, Terms};
 use crate::policy::{Authority, EgressPolicy, Host, Refusal};
@@ -47,9 +52,6 @@ pub struct NodeConfig {
     /// New flows a client may open per second (bursts of twice as many); more are
     /// refused with `rate_limited`.
     pub flow_opens_per_second: u64,
-    /// Other services sharing the port, by ALPN: their connections are handed over
-    /// after the handshake (the GPU job service, for one).
-    pub services: Vec<(Vec<u8>, mpsc::UnboundedSender<quinn::Connection>)>,
     /// Per-client caps, bytes per second client → destination and back (0: none).
     pub client_rate: (u64, u64),
     /// Whole-node caps, bytes per second up and down (0: none).
@@ -103,7 +105,6 @@ impl NodeConfig {
             idle_timeout: Duration::from_secs(30),
             max_flows_per_client: 64,
             flow_opens_per_second: 50,
-            services: Vec::new(),
             client_rate: (0, 0),
             node_rate: (0, 0),
             quota: (0, 0),
@@ -117,23 +118,9 @@ impl NodeConfig {
     }
 }
 
-/// Why the node could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum NodeError {
-    /// TLS could not be configured.
-    #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
-    /// The UDP port could not be opened.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// The OS error.
-        source: std::io::Error,
-    },
-}
-
-struct Shared {
+/// The relay protocol on the connections it is handed, with every limit and the
+/// payment of its sessions. Cheap to share.
+pub struct RelayService {
     config: NodeConfig,
     id: PartyId,
     listeners: Mutex<HashMap<PartyId, quinn::Connection>>,
@@ -148,49 +135,16 @@ struct Shared {
     stopped: tokio::sync::watch::Sender<Option<String>>,
 }
 
-/// A running relay node. Dropping it closes the endpoint.
+/// A standalone relay node: an endpoint of its own offering only the relay protocol.
+/// Dropping it closes the endpoint.
 pub struct RelayNode {
     endpoint: quinn::Endpoint,
-    shared: Arc<Shared>,
+    service: Arc<RelayService>,
 }
 
-/// Socket buffers asked for; the OS may grant less (Linux caps them at rmem_max and
-/// wmem_max), which is why they are asked for rather than assumed.
-const SOCKET_BUFFER: usize = 8 << 20;
-
-/// The node's UDP socket, with buffers raised where the OS allows: loopback and fast
-/// links drop packets with the default buffers (quinn's bench loses ~2.6 % here).
-fn udp_socket(bind: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(bind), Type::DGRAM, Some(Protocol::UDP))?;
-    if bind.is_ipv6() {
-        let _ = socket.set_only_v6(false);
-    }
-    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
-    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
-    socket.bind(&bind.into())?;
-    Ok(socket.into())
-}
-
-/// Finite flow-control windows: quinn's default connection receive window is
-/// unbounded, which would let one client make the node buffer without limit.
-pub fn transport_config(idle: Duration, max_streams: u32) -> quinn::TransportConfig {
-    let mut t = quinn::TransportConfig::default();
-    t.stream_receive_window(quinn::VarInt::from_u32(4 << 20));
-    t.receive_window(quinn::VarInt::from_u32(16 << 20));
-    t.send_window(8 << 20);
-    t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(max_streams));
-    t.max_concurrent_uni_streams(quinn::VarInt::from_u32(0));
-    t.datagram_receive_buffer_size(Some(1 << 20));
-    if let Ok(idle) = quinn::IdleTimeout::try_from(idle) {
-        t.max_idle_timeout(Some(idle));
-    }
-    t
-}
-
-impl RelayNode {
-    /// Starts the node on the current tokio runtime.
-    pub fn start(mut config: NodeConfig) -> Result<RelayNode, NodeError> {
+impl RelayService {
+    /// The relay service for `config` (its `bind` is the endpoint owner's business).
+    pub fn new(mut config: NodeConfig) -> Arc<RelayService> {
         // The node's own and gateway addresses are refused in every mode.
         if let Some(policy) = &mut config.egress {
             policy.node_addresses.extend(crate::addresses::own());
@@ -198,28 +152,6 @@ impl RelayNode {
                 policy.node_addresses.retain(|ip| !ip.is_loopback());
             }
         }
-        let mut tls = crate::tls::server_config(&config.key)?;
-        tls.alpn_protocols
-            .extend(config.services.iter().map(|(alpn, _)| alpn.clone()));
-        let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
-            .map_err(|e| crate::tls::TlsError::from_message(e.to_string()))?;
-        let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
-        server.transport_config(Arc::new(transport_config(
-            config.idle_timeout,
-            config.max_flows_per_client,
-        )));
-        let bind_err = |source| NodeError::Bind {
-            addr: config.bind,
-            source,
-        };
-        let socket = udp_socket(config.bind).map_err(bind_err)?;
-        let endpoint = quinn::Endpoint::new(
-            quinn::EndpointConfig::default(),
-            Some(server),
-            socket,
-            Arc::new(quinn::TokioRuntime),
-        )
-        .map_err(bind_err)?;
         let id = PartyId::of(&config.key);
         let quota = (config.quota != (0, 0))
             .then(|| Arc::new(io::QuotaGate::new(config.quota.0, config.quota.1)));
@@ -228,7 +160,7 @@ impl RelayNode {
         }
         let node_up = io::bucket(config.node_rate.0);
         let node_down = io::bucket(config.node_rate.1);
-        let shared = Arc::new(Shared {
+        Arc::new(RelayService {
             config,
             id,
             listeners: Mutex::new(HashMap::new()),
@@ -238,19 +170,105 @@ impl RelayNode {
             node_down,
             quota,
             stopped: tokio::sync::watch::Sender::new(None),
+        })
+    }
+
+    /// Counts a client from before its handshake, for as long as the slot lives;
+    /// `None` when `max_clients` are connected already (refuse the connection).
+    pub fn try_reserve(self: &Arc<Self>) -> Option<ClientSlot> {
+        let taken = self.clients.fetch_add(1, Ordering::SeqCst);
+        let slot = ClientSlot(self.clone());
+        (taken < self.config.max_clients).then_some(slot)
+    }
+
+    /// The node's id.
+    pub fn id(&self) -> PartyId {
+        self.id
+    }
+
+    /// The deadline for a client's TLS handshake.
+    pub fn handshake_timeout(&self) -> Duration {
+        self.config.handshake_timeout
+    }
+
+    /// Bytes relayed so far, client to destination and back.
+    pub fn relayed(&self) -> (u64, u64) {
+        (
+            self.counters.up.load(Ordering::Relaxed),
+            self.counters.down.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Clients connected now (handshakes in progress included).
+    pub fn clients(&self) -> usize {
+        self.clients.load(Ordering::SeqCst)
+    }
+
+    /// Bytes the quotas have counted today and this month, with the period, to be
+    /// given back as `NodeConfig::quota_used` after a restart (`None`: no quota).
+    pub fn quota_used(&self) -> Option<(crate::limits::Period, u64, u64)> {
+        self.quota.as_ref().map(|q| q.used())
+    }
+
+    /// The share of the tighter bandwidth quota used, in percent (`None`: no quota).
+    pub fn quota_percent(&self) -> Option<u32> {
+        self.quota.as_ref().map(|q| q.percent_used())
+    }
+
+    /// Stops lending bandwidth, with the reason clients are told (`Some`), or starts
+    /// again (`None`). Stopping closes every relay connection and refuses new ones;
+    /// other protocols on the node's port keep working. Sessions that end this way
+    /// are reported (and so paid) like any other.
+    pub fn set_stopped(&self, reason: Option<String>) {
+        self.stopped.send_if_modified(|now| {
+            let changed = *now != reason;
+            *now = reason;
+            changed
         });
+    }
+
+    /// Serves the relay session on `conn` (its handshake chose `wire::ALPN`) until it
+    /// ends; `slot` counts the client meanwhile.
+    pub async fn serve(self: Arc<Self>, conn: quinn::Connection, slot: ClientSlot) {
+        serve_connection(self, conn, slot).await;
+    }
+}
+
+impl RelayNode {
+    /// Starts a standalone relay node on the current tokio runtime.
+    pub fn start(config: NodeConfig) -> Result<RelayNode, EndpointError> {
+        let endpoint = crate::endpoint::bind(
+            &config.key,
+            config.bind,
+            vec![crate::wire::ALPN.to_vec()],
+            config.idle_timeout,
+            config.max_flows_per_client,
+        )?;
+        let service = RelayService::new(config);
         let accepting = endpoint.clone();
-        let state = shared.clone();
+        let state = service.clone();
         tokio::spawn(async move {
             while let Some(incoming) = accepting.accept().await {
-                if state.clients.load(Ordering::SeqCst) >= state.config.max_clients {
+                // Over `max_clients`, refused before the handshake costs anything.
+                let Some(slot) = state.try_reserve() else {
                     incoming.refuse();
                     continue;
-                }
-                tokio::spawn(serve_connection(state.clone(), incoming));
+                };
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let handshake = tokio::time::timeout(state.handshake_timeout(), incoming);
+                    if let Ok(Ok(conn)) = handshake.await {
+                        state.serve(conn, slot).await;
+                    }
+                });
             }
         });
-        Ok(RelayNode { endpoint, shared })
+        Ok(RelayNode { endpoint, service })
+    }
+
+    /// The relay service this node's endpoint hands its connections to.
+    pub fn service(&self) -> &Arc<RelayService> {
+        &self.service
     }
 
     /// The address the endpoint listens on.
@@ -260,7 +278,7 @@ impl RelayNode {
 
     /// The node's id.
     pub fn id(&self) -> PartyId {
-        self.shared.id
+        self.service.id
     }
 
     /// A ticket for this node at `addresses` (or at its listening address).
@@ -270,43 +288,32 @@ impl RelayNode {
         } else {
             addresses
         };
-        Ticket::new(self.shared.id, addresses)
+        Ticket::new(self.service.id, addresses)
     }
 
     /// Bytes relayed so far, client to destination and back.
     pub fn relayed(&self) -> (u64, u64) {
-        (
-            self.shared.counters.up.load(Ordering::Relaxed),
-            self.shared.counters.down.load(Ordering::Relaxed),
-        )
+        self.service.relayed()
     }
 
     /// Clients connected now.
     pub fn clients(&self) -> usize {
-        self.shared.clients.load(Ordering::SeqCst)
+        self.service.clients()
     }
 
-    /// Bytes the quotas have counted today and this month, with the period, to be
-    /// given back as `NodeConfig::quota_used` after a restart (`None`: no quota).
+    /// See `RelayService::quota_used`.
     pub fn quota_used(&self) -> Option<(crate::limits::Period, u64, u64)> {
-        self.shared.quota.as_ref().map(|q| q.used())
+        self.service.quota_used()
     }
 
-    /// The share of the tighter bandwidth quota used, in percent (`None`: no quota).
+    /// See `RelayService::quota_percent`.
     pub fn quota_percent(&self) -> Option<u32> {
-        self.shared.quota.as_ref().map(|q| q.percent_used())
+        self.service.quota_percent()
     }
 
-    /// Stops lending bandwidth, with the reason clients are told (`Some`), or starts
-    /// again (`None`). Stopping closes every relay connection and refuses new ones;
-    /// the endpoint stays up for the other services on its port. Sessions that end
-    /// this way are reported (and so paid) like any other.
+    /// See `RelayService::set_stopped`.
     pub fn set_stopped(&self, reason: Option<String>) {
-        self.shared.stopped.send_if_modified(|now| {
-            let changed = *now != reason;
-            *now = reason;
-            changed
-        });
+        self.service.set_stopped(reason);
     }
 }
 
@@ -317,8 +324,8 @@ impl Drop for RelayNode {
     }
 }
 
-/// Counts a connected client for as long as it lives.
-struct ClientSlot(Arc<Shared>);
+/// Counts a connected client for as long as it lives (`RelayService::try_reserve`).
+pub struct ClientSlot(Arc<RelayService>);
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
@@ -338,31 +345,8 @@ async fn refuse_session(control_send: &mut quinn::SendStream, message: String) {
     let _ = tokio::time::timeout(Duration::from_secs(2), control_send.stopped()).await;
 }
 
-async fn serve_connection(shared: Arc<Shared>, incoming: quinn::Incoming) {
-    shared.clients.fetch_add(1, Ordering::SeqCst);
-    let _slot = ClientSlot(shared.clone());
+async fn serve_connection(shared: Arc<RelayService>, conn: quinn::Connection, _slot: ClientSlot) {
     let config = &shared.config;
-    let Ok(Ok(conn)) = tokio::time::timeout(config.handshake_timeout, incoming).await else {
-        return;
-    };
-    // Connections for another service on the same port go to that service.
-    let alpn = conn
-        .handshake_data()
-        .and_then(|h| h.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
-        .and_then(|h| h.protocol);
-    if alpn.as_deref() != Some(crate::wire::ALPN) {
-        let service = config
-            .services
-            .iter()
-            .find(|(name, _)| Some(name.as_slice()) == alpn.as_deref());
-        match service {
-            Some((_, handoff)) => {
-                let _ = handoff.send(conn);
-            }
-            None => conn.close(quinn::VarInt::from_u32(7), b"unknown ALPN"),
-        }
-        return;
-    }
     let Some(client) = crate::tls::peer_id(&conn) else {
         conn.close(quinn::VarInt::from_u32(1), b"no client key");
         return;
@@ -543,7 +527,7 @@ async fn serve_connection(shared: Arc<Shared>, incoming: quinn::Incoming) {
     }
 }
 
-fn forget_listener(shared: &Shared, client: PartyId, conn: &quinn::Connection) {
+fn forget_listener(shared: &RelayService, client: PartyId, conn: &quinn::Connection) {
     if let Ok(mut listeners) = shared.listeners.lock()
         && listeners.get(&client).map(quinn::Connection::stable_id) == Some(conn.stable_id())
     {
@@ -552,7 +536,7 @@ fn forget_listener(shared: &Shared, client: PartyId, conn: &quinn::Connection) {
 }
 
 async fn serve_control(
-    shared: Arc<Shared>,
+    shared: Arc<RelayService>,
     client: PartyId,
     conn: quinn::Connection,
     control: mpsc::UnboundedSender<Frame>,
@@ -610,7 +594,7 @@ async fn refuse(send: &mut quinn::SendStream, status: Status, message: String) {
 }
 
 async fn serve_flow(
-    shared: Arc<Shared>,
+    shared: Arc<RelayService>,
     client: PartyId,
     (mut send, mut recv): (quinn::SendStream, quinn::RecvStream),
     conn: quinn::Connection,
@@ -663,7 +647,7 @@ fn refusal_status(refusal: &Refusal) -> Status {
 /// address to connect to: a name that resolves to a forbidden address is refused,
 /// whatever it is called, and nothing resolves it again after the check.
 async fn checked_destination(
-    shared: &Shared,
+    shared: &RelayService,
     authority: &str,
 ) -> Result<(Authority, SocketAddr), (Status, String)> {
     let Some(policy) = &shared.config.egress else {
@@ -697,7 +681,7 @@ async fn checked_destination(
 }
 
 async fn egress(
-    shared: &Shared,
+    shared: &RelayService,
     authority: &str,
     mut send: quinn::SendStream,
     recv: quinn::RecvStream,
@@ -739,7 +723,7 @@ type UdpFlows = Arc<Mutex<HashMap<u64, Arc<UdpSocket>>>>;
 /// datagrams tagged with the flow's stream id (RFC 9297). A datagram that does not fit
 /// either way is dropped, never queued. The flow lives while its stream is open.
 async fn udp_egress(
-    shared: &Shared,
+    shared: &RelayService,
     authority: &str,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
@@ -819,7 +803,7 @@ async fn route_datagrams(conn: quinn::Connection, flows: UdpFlows, gate: io::Gat
 }
 
 async fn peer_relay(
-    shared: &Shared,
+    shared: &RelayService,
     client: PartyId,
     peer: [u8; 32],
     mut send: quinn::SendStream,

@@ -329,35 +329,3 @@ async fn opening_flows_too_fast_is_rate_limited() {
         "only {limited} of 30 rapid flows were rate limited"
     );
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn other_services_share_the_port_by_alpn() {
-    let (jobs_tx, mut jobs) = tokio::sync::mpsc::unbounded_channel();
-    let mut config = NodeConfig::new(key(1), loopback());
-    config.services = vec![(b"spare-jobs/1".to_vec(), jobs_tx)];
-    let node = RelayNode::start(config).unwrap();
-    let mut tls = relay::tls::client_config(&key(2), node.id()).unwrap();
-    tls.alpn_protocols = vec![b"spare-jobs/1".to_vec()];
-    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
-    let mut endpoint = quinn::Endpoint::client(loopback()).unwrap();
-    endpoint.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(quic)));
-    let _conn = endpoint
-        .connect(node.local_addr().unwrap(), "spare-node")
-        .unwrap()
-        .await
-        .unwrap();
-    let handed = tokio::time::timeout(Duration::from_secs(5), jobs.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        relay::tls::peer_id(&handed).map(|id| *id.as_bytes()),
-        Some(key(2).verifying_key().to_bytes())
-    );
-    // The relay itself still answers on the same port.
-    assert!(
-        RelayClient::connect(&node.ticket(vec![]).unwrap(), &key(3))
-            .await
-            .is_ok()
-    );
-}

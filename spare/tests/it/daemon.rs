@@ -364,7 +364,11 @@ fn a_demo_daemon_logs_to_the_os_log_folder_and_rotates_at_the_cap() {
     let run = spare.run(&["logs", "-n", "3"]).ok();
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{}", run.stdout);
-    assert!(lines[0] <= lines[2], "not oldest first: {lines:?}");
+    let time = |line: &str| line.split(' ').next().unwrap_or_default().to_owned();
+    assert!(
+        time(lines[0]) <= time(lines[2]),
+        "not oldest first: {lines:?}"
+    );
     let run = spare.run(&["logs", "--level", "error"]).ok();
     assert!(
         run.stdout.lines().all(|l| l.contains(" ERROR ")),

@@ -24,6 +24,7 @@ pub mod limits;
 pub mod metering;
 pub mod node;
 pub mod policy;
+pub mod session;
 pub mod ticket;
 pub mod tls;
 pub mod wire;

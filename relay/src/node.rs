@@ -25,8 +25,9 @@ use crate::endpoint::EndpointError;
 use crate::io::{self, Counters};
 use crate::metering::{Meter, Terms};
 use crate::policy::{Authority, EgressPolicy, Host, Refusal};
+use crate::session::{Checkpoints, Hello, Offer, Session};
 use crate::ticket::Ticket;
-use crate::wire::{self, Frame, Status, VERSION};
+use crate::wire::{self, Frame, Status};
 
 /// How the node runs its relay.
 #[derive(Clone, Debug)]
@@ -358,24 +359,31 @@ async fn serve_connection(shared: Arc<RelayService>, conn: quinn::Connection, _s
         conn.close(quinn::VarInt::from_u32(2), b"no control stream in time");
         return;
     };
-    match io::read_frame(&mut control_recv, config.first_frame_timeout).await {
-        Ok(Frame::Hello { version }) if version == VERSION => {}
-        Ok(Frame::Hello { version }) => {
-            let message = format!("this node speaks relay protocol {VERSION}, not {version}");
+    let mut session = Session::new(
+        std::time::Instant::now(),
+        Offer {
+            session: *blake3::hash(&conn.stable_id().to_le_bytes()).as_bytes(),
+            price_per_gib: config.price_per_gib,
+            promise_margin: config.promise_margin,
+            network: config.network.clone(),
+        },
+        config.flow_opens_per_second,
+    );
+    let first = io::read_frame(&mut control_recv, config.first_frame_timeout)
+        .await
+        .ok();
+    let stopped = shared.stopped.borrow().clone();
+    let welcome = match session.handle_hello(first.as_ref(), stopped.as_deref()) {
+        Hello::Welcome(welcome) => welcome,
+        Hello::Refuse(message) => {
             refuse_session(&mut control_send, message).await;
             return;
         }
-        _ => {
-            conn.close(quinn::VarInt::from_u32(3), b"expected hello");
+        Hello::Close(why) => {
+            conn.close(quinn::VarInt::from_u32(3), why.as_bytes());
             return;
         }
-    }
-    let stopped = shared.stopped.borrow().clone();
-    if let Some(reason) = stopped {
-        let message = format!("this node is not lending bandwidth now: {reason}");
-        refuse_session(&mut control_send, message).await;
-        return;
-    }
+    };
     // When lending stops, the connection is closed with the reason.
     let mut stops = shared.stopped.subscribe();
     let closing = conn.clone();
@@ -397,13 +405,12 @@ async fn serve_connection(shared: Arc<RelayService>, conn: quinn::Connection, _s
             }
         }
     });
-    let session = *blake3::hash(&conn.stable_id().to_le_bytes()).as_bytes();
-    let welcome = Frame::Welcome {
-        version: VERSION,
-        session,
-        price_per_gib: config.price_per_gib,
-        promise_margin: config.promise_margin,
-        network: config.network.clone(),
+    let Frame::Welcome {
+        session: session_id,
+        ..
+    } = welcome
+    else {
+        return;
     };
     if io::write_frame(&mut control_send, &welcome).await.is_err() {
         return;
@@ -429,7 +436,7 @@ async fn serve_connection(shared: Arc<RelayService>, conn: quinn::Connection, _s
             Meter::new(Terms {
                 node: shared.id,
                 client,
-                session,
+                session: session_id,
                 network: config.network.clone(),
                 price_per_gib: config.price_per_gib,
                 margin: config.promise_margin,
@@ -459,20 +466,19 @@ async fn serve_connection(shared: Arc<RelayService>, conn: quinn::Connection, _s
         allowance.clone(),
     ));
     if let (Some(sessions), Some(allowance)) = (config.sessions.clone(), allowance.clone()) {
-        let every = config.checkpoint_every;
         let counters = session_counters.clone();
         let watched = conn.clone();
+        let mut checkpoints = Checkpoints::new(std::time::Instant::now(), config.checkpoint_every);
         tokio::spawn(async move {
-            let mut last_units = None;
             loop {
+                let at = tokio::time::Instant::from_std(checkpoints.poll_timeout());
                 tokio::select! {
                     _ = watched.closed() => return,
-                    () = tokio::time::sleep(every) => {}
+                    () = tokio::time::sleep_until(at) => {}
                 }
                 let receipt = allowance.latest();
                 let units = receipt.as_ref().map(|r| r.receipt().units);
-                if units.is_some() && units != last_units {
-                    last_units = units;
+                if checkpoints.handle_timeout(std::time::Instant::now(), units) {
                     let _ = sessions.send(SessionRecord {
                         ended: false,
                         client,
@@ -486,13 +492,8 @@ async fn serve_connection(shared: Arc<RelayService>, conn: quinn::Connection, _s
     }
     let flows: UdpFlows = Arc::default();
     tokio::spawn(route_datagrams(conn.clone(), flows.clone(), gate.clone()));
-    let mut opens = crate::limits::TokenBucket::new(
-        config.flow_opens_per_second,
-        config.flow_opens_per_second * 2,
-        std::time::Instant::now(),
-    );
     while let Ok(mut streams) = conn.accept_bi().await {
-        if opens.grant(std::time::Instant::now(), 1) == 0 {
+        if !session.handle_flow_open(std::time::Instant::now()) {
             tokio::spawn(async move {
                 let message = "too many new flows at once: slow down".to_owned();
                 refuse(&mut streams.0, Status::RateLimited, message).await;

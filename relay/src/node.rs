@@ -18,16 +18,18 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use receipt::{PartyId, SignedReceipt, VerifiedReceipt};
-use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
 use crate::endpoint::EndpointError;
 use crate::io::{self, Counters};
 use crate::metering::{Meter, Terms};
-use crate::policy::{Authority, EgressPolicy, Host, Refusal};
+use crate::policy::EgressPolicy;
 use crate::session::{Checkpoints, Hello, Offer, Session};
 use crate::ticket::Ticket;
-use crate::wire::{self, Frame, Status};
+use crate::wire::{Frame, Status};
+use flows::{UdpFlows, refuse, route_datagrams, serve_flow};
+
+mod flows;
 
 /// How the node runs its relay.
 #[derive(Clone, Debug)]
@@ -235,6 +237,27 @@ impl RelayService {
     }
 }
 
+impl RelayService {
+    /// What every byte of one session's flows passes: the client's and the node's rate
+    /// caps, the quotas, the session's payment allowance, and the counters.
+    fn gate(&self, session: &Arc<Counters>, allowance: Option<Arc<io::Allowance>>) -> io::Gate {
+        let config = &self.config;
+        io::Gate {
+            counters: vec![self.counters.clone(), session.clone()],
+            up: [io::bucket(config.client_rate.0), self.node_up.clone()]
+                .into_iter()
+                .flatten()
+                .collect(),
+            down: [io::bucket(config.client_rate.1), self.node_down.clone()]
+                .into_iter()
+                .flatten()
+                .collect(),
+            allowance,
+            quota: self.quota.clone(),
+        }
+    }
+}
+
 impl RelayNode {
     /// Starts a standalone relay node on the current tokio runtime.
     pub fn start(config: NodeConfig) -> Result<RelayNode, EndpointError> {
@@ -346,20 +369,31 @@ async fn refuse_session(control_send: &mut quinn::SendStream, message: String) {
     let _ = tokio::time::timeout(Duration::from_secs(2), control_send.stopped()).await;
 }
 
-async fn serve_connection(shared: Arc<RelayService>, conn: quinn::Connection, _slot: ClientSlot) {
+/// A session past its handshake: the client, its control stream and the session core.
+struct Opened {
+    client: PartyId,
+    session: Session,
+    session_id: [u8; 32],
+    control_send: quinn::SendStream,
+    control_recv: quinn::RecvStream,
+}
+
+/// The client's id, its control stream and `Hello`, answered with `Welcome` (or a
+/// refusal, or closing the connection): `None` when the session does not open.
+async fn open_session(shared: &RelayService, conn: &quinn::Connection) -> Option<Opened> {
     let config = &shared.config;
-    let Some(client) = crate::tls::peer_id(&conn) else {
+    let Some(client) = crate::tls::peer_id(conn) else {
         conn.close(quinn::VarInt::from_u32(1), b"no client key");
-        return;
+        return None;
     };
     // The control stream: Hello first, within the deadline.
     let Ok(Ok((mut control_send, mut control_recv))) =
         tokio::time::timeout(config.first_frame_timeout, conn.accept_bi()).await
     else {
         conn.close(quinn::VarInt::from_u32(2), b"no control stream in time");
-        return;
+        return None;
     };
-    let mut session = Session::new(
+    let session = Session::new(
         std::time::Instant::now(),
         Offer {
             session: *blake3::hash(&conn.stable_id().to_le_bytes()).as_bytes(),
@@ -377,43 +411,22 @@ async fn serve_connection(shared: Arc<RelayService>, conn: quinn::Connection, _s
         Hello::Welcome(welcome) => welcome,
         Hello::Refuse(message) => {
             refuse_session(&mut control_send, message).await;
-            return;
+            return None;
         }
         Hello::Close(why) => {
             conn.close(quinn::VarInt::from_u32(3), why.as_bytes());
-            return;
+            return None;
         }
     };
-    // When lending stops, the connection is closed with the reason.
-    let mut stops = shared.stopped.subscribe();
-    let closing = conn.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = closing.closed() => return,
-                changed = stops.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    let reason = stops.borrow_and_update().clone();
-                    if let Some(reason) = reason {
-                        let message = format!("the node stopped lending bandwidth: {reason}");
-                        closing.close(quinn::VarInt::from_u32(8), message.as_bytes());
-                        return;
-                    }
-                }
-            }
-        }
-    });
     let Frame::Welcome {
         session: session_id,
         ..
     } = welcome
     else {
-        return;
+        return None;
     };
     if io::write_frame(&mut control_send, &welcome).await.is_err() {
-        return;
+        return None;
     }
     tracing::info!(
         client = %client,
@@ -421,6 +434,28 @@ async fn serve_connection(shared: Arc<RelayService>, conn: quinn::Connection, _s
         price_per_gib = config.price_per_gib,
         "relay session started"
     );
+    Some(Opened {
+        client,
+        session,
+        session_id,
+        control_send,
+        control_recv,
+    })
+}
+
+async fn serve_connection(shared: Arc<RelayService>, conn: quinn::Connection, _slot: ClientSlot) {
+    let config = &shared.config;
+    let Some(Opened {
+        client,
+        mut session,
+        session_id,
+        mut control_send,
+        control_recv,
+    }) = open_session(&shared, &conn).await
+    else {
+        return;
+    };
+    tokio::spawn(close_when_stopped(shared.clone(), conn.clone()));
     // One writer owns the control stream; flows and the control reader send to it.
     let (control_tx, mut control_rx) = mpsc::unbounded_channel::<Frame>();
     tokio::spawn(async move {
@@ -444,19 +479,7 @@ async fn serve_connection(shared: Arc<RelayService>, conn: quinn::Connection, _s
             control_tx.clone(),
         ))
     });
-    let gate = io::Gate {
-        counters: vec![shared.counters.clone(), session_counters.clone()],
-        up: [io::bucket(config.client_rate.0), shared.node_up.clone()]
-            .into_iter()
-            .flatten()
-            .collect(),
-        down: [io::bucket(config.client_rate.1), shared.node_down.clone()]
-            .into_iter()
-            .flatten()
-            .collect(),
-        allowance: allowance.clone(),
-        quota: shared.quota.clone(),
-    };
+    let gate = shared.gate(&session_counters, allowance.clone());
     tokio::spawn(serve_control(
         shared.clone(),
         client,
@@ -466,29 +489,14 @@ async fn serve_connection(shared: Arc<RelayService>, conn: quinn::Connection, _s
         allowance.clone(),
     ));
     if let (Some(sessions), Some(allowance)) = (config.sessions.clone(), allowance.clone()) {
-        let counters = session_counters.clone();
-        let watched = conn.clone();
-        let mut checkpoints = Checkpoints::new(std::time::Instant::now(), config.checkpoint_every);
-        tokio::spawn(async move {
-            loop {
-                let at = tokio::time::Instant::from_std(checkpoints.poll_timeout());
-                tokio::select! {
-                    _ = watched.closed() => return,
-                    () = tokio::time::sleep_until(at) => {}
-                }
-                let receipt = allowance.latest();
-                let units = receipt.as_ref().map(|r| r.receipt().units);
-                if checkpoints.handle_timeout(std::time::Instant::now(), units) {
-                    let _ = sessions.send(SessionRecord {
-                        ended: false,
-                        client,
-                        up: counters.up.load(Ordering::Relaxed),
-                        down: counters.down.load(Ordering::Relaxed),
-                        receipt,
-                    });
-                }
-            }
-        });
+        tokio::spawn(report_checkpoints(
+            conn.clone(),
+            client,
+            config.checkpoint_every,
+            sessions,
+            allowance,
+            session_counters.clone(),
+        ));
     }
     let flows: UdpFlows = Arc::default();
     tokio::spawn(route_datagrams(conn.clone(), flows.clone(), gate.clone()));
@@ -589,256 +597,54 @@ async fn serve_control(
     }
 }
 
-async fn refuse(send: &mut quinn::SendStream, status: Status, message: String) {
-    let _ = io::write_frame(send, &Frame::Status { status, message }).await;
-    let _ = send.finish();
-}
-
-async fn serve_flow(
-    shared: Arc<RelayService>,
-    client: PartyId,
-    (mut send, mut recv): (quinn::SendStream, quinn::RecvStream),
-    conn: quinn::Connection,
-    flows: UdpFlows,
-    gate: io::Gate,
-) {
-    let first = io::read_frame(&mut recv, shared.config.first_frame_timeout).await;
-    if let Some(which) = shared.quota.as_ref().and_then(|q| q.exceeded())
-        && matches!(
-            first,
-            Ok(Frame::Connect { .. } | Frame::ConnectUdp { .. } | Frame::Dial { .. })
-        )
-    {
-        let period = match which {
-            crate::limits::QuotaExceeded::Daily => "today's",
-            crate::limits::QuotaExceeded::Monthly => "this month's",
-        };
-        let message = format!("{period} bandwidth quota of this node is used up");
-        return refuse(&mut send, Status::QuotaExceeded, message).await;
-    }
-    match first {
-        Ok(Frame::Connect { authority }) => egress(&shared, &authority, send, recv, gate).await,
-        Ok(Frame::Dial { peer }) => peer_relay(&shared, client, peer, send, recv, gate).await,
-        Ok(Frame::ConnectUdp { authority }) => {
-            udp_egress(&shared, &authority, send, recv, conn, flows, gate).await;
-        }
-        Ok(_) => {
-            refuse(
-                &mut send,
-                Status::NotOffered,
-                "a flow starts with Connect or Dial".into(),
-            )
-            .await;
-        }
-        Err(_) => {
-            let _ = send.reset(quinn::VarInt::from_u32(6));
-        }
-    }
-}
-
-fn refusal_status(refusal: &Refusal) -> Status {
-    match refusal {
-        Refusal::MalformedAuthority(_) => Status::MalformedAuthority,
-        Refusal::Prohibited { .. } | Refusal::NodeAddress(_) => Status::DestinationIpProhibited,
-        Refusal::PortBlocked(_) | Refusal::NotAllowListed(_) => Status::DestinationProhibited,
-    }
-}
-
-/// Checks an authority, resolves it, checks every answer and returns the exact
-/// address to connect to: a name that resolves to a forbidden address is refused,
-/// whatever it is called, and nothing resolves it again after the check.
-async fn checked_destination(
-    shared: &RelayService,
-    authority: &str,
-) -> Result<(Authority, SocketAddr), (Status, String)> {
-    let Some(policy) = &shared.config.egress else {
-        let message = "this node relays between peers only; egress is off".into();
-        return Err((Status::NotOffered, message));
-    };
-    let authority = authority
-        .parse::<Authority>()
-        .and_then(|a| policy.check_authority(&a).map(|()| a))
-        .map_err(|r| (refusal_status(&r), r.to_string()))?;
-    let candidates: Vec<SocketAddr> = match &authority.host {
-        Host::Ip(ip) => vec![SocketAddr::new(*ip, authority.port)],
-        Host::Name(name) => tokio::net::lookup_host((name.as_str(), authority.port))
-            .await
-            .map_err(|e| (Status::DnsError, format!("{name} did not resolve: {e}")))?
-            .collect(),
-    };
-    let mut first_refusal = None;
-    for addr in candidates {
-        match policy.check_address(addr.ip()) {
-            Ok(()) => return Ok((authority, addr)),
-            Err(refusal) => {
-                first_refusal.get_or_insert(refusal);
-            }
-        }
-    }
-    Err(match first_refusal {
-        Some(r) => (refusal_status(&r), format!("{authority}: {r}")),
-        None => (Status::DnsError, format!("{authority} has no addresses")),
-    })
-}
-
-async fn egress(
-    shared: &RelayService,
-    authority: &str,
-    mut send: quinn::SendStream,
-    recv: quinn::RecvStream,
-    gate: io::Gate,
-) {
-    let (authority, target) = match checked_destination(shared, authority).await {
-        Ok(found) => found,
-        Err((status, message)) => return refuse(&mut send, status, message).await,
-    };
-    let tcp = match tokio::time::timeout(shared.config.connect_timeout, TcpStream::connect(target))
-        .await
-    {
-        Ok(Ok(tcp)) => tcp,
-        Ok(Err(e)) => {
-            let message = format!("{authority} ({target}) refused the connection: {e}");
-            return refuse(&mut send, Status::ConnectionRefused, message).await;
-        }
-        Err(_) => {
-            let message = format!("{authority} ({target}) did not answer in time");
-            return refuse(&mut send, Status::ConnectionTimeout, message).await;
-        }
-    };
-    let ok = Frame::Status {
-        status: Status::Ok,
-        message: String::new(),
-    };
-    if io::write_frame(&mut send, &ok).await.is_err() {
-        return;
-    }
-    let _ = tcp.set_nodelay(true);
-    let (tcp_read, tcp_write) = tcp.into_split();
-    io::splice(recv, send, tcp_read, tcp_write, gate).await;
-}
-
-/// The UDP flows of one connection, by the stream id that opened each.
-type UdpFlows = Arc<Mutex<HashMap<u64, Arc<UdpSocket>>>>;
-
-/// UDP egress: one socket connected to the checked address; payloads travel as QUIC
-/// datagrams tagged with the flow's stream id (RFC 9297). A datagram that does not fit
-/// either way is dropped, never queued. The flow lives while its stream is open.
-async fn udp_egress(
-    shared: &RelayService,
-    authority: &str,
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
-    conn: quinn::Connection,
-    flows: UdpFlows,
-    gate: io::Gate,
-) {
-    let (authority, target) = match checked_destination(shared, authority).await {
-        Ok(found) => found,
-        Err((status, message)) => return refuse(&mut send, status, message).await,
-    };
-    let bind: SocketAddr = if target.is_ipv6() {
-        SocketAddr::from(([0u16; 8], 0))
-    } else {
-        SocketAddr::from(([0u8; 4], 0))
-    };
-    let socket = match UdpSocket::bind(bind).await {
-        Ok(s) => s,
-        Err(e) => {
-            let message = format!("cannot open a UDP socket: {e}");
-            return refuse(&mut send, Status::InternalError, message).await;
-        }
-    };
-    if let Err(e) = socket.connect(target).await {
-        let message = format!("{authority} ({target}): {e}");
-        return refuse(&mut send, Status::ConnectionRefused, message).await;
-    }
-    let socket = Arc::new(socket);
-    let id = u64::from(recv.id());
-    if let Ok(mut flows) = flows.lock() {
-        flows.insert(id, socket.clone());
-    }
-    let ok = Frame::Status {
-        status: Status::Ok,
-        message: String::new(),
-    };
-    if io::write_frame(&mut send, &ok).await.is_ok() {
-        let replies = async {
-            let mut buf = vec![0u8; 65_536];
-            while let Ok(n) = socket.recv(&mut buf).await {
-                let datagram = wire::encode_datagram(id, &buf[..n]);
-                let fits = conn
-                    .max_datagram_size()
-                    .is_some_and(|max| datagram.len() <= max);
-                if fits && gate.admit_datagram(false, n as u64) {
-                    let _ = conn.send_datagram(datagram.into());
+/// Closes the connection with the reason when lending bandwidth stops.
+async fn close_when_stopped(shared: Arc<RelayService>, conn: quinn::Connection) {
+    let mut stops = shared.stopped.subscribe();
+    loop {
+        tokio::select! {
+            _ = conn.closed() => return,
+            changed = stops.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let reason = stops.borrow_and_update().clone();
+                if let Some(reason) = reason {
+                    let message = format!("the node stopped lending bandwidth: {reason}");
+                    conn.close(quinn::VarInt::from_u32(8), message.as_bytes());
+                    return;
                 }
             }
-        };
-        // The flow ends when the client closes or resets its stream.
-        let mut sink = [0u8; 64];
-        let closed = async { while let Ok(Some(_)) = recv.read(&mut sink).await {} };
-        tokio::select! {
-            () = replies => {}
-            () = closed => {}
-        }
-    }
-    if let Ok(mut flows) = flows.lock() {
-        flows.remove(&id);
-    }
-    let _ = send.finish();
-}
-
-/// Passes the client's datagrams to their UDP flows.
-async fn route_datagrams(conn: quinn::Connection, flows: UdpFlows, gate: io::Gate) {
-    while let Ok(datagram) = conn.read_datagram().await {
-        let Ok((id, payload)) = wire::decode_datagram(&datagram) else {
-            continue; // malformed: dropped
-        };
-        let socket = flows.lock().ok().and_then(|f| f.get(&id).cloned());
-        if let Some(socket) = socket
-            && gate.admit_datagram(true, payload.len() as u64)
-        {
-            let _ = socket.try_send(payload);
         }
     }
 }
 
-async fn peer_relay(
-    shared: &RelayService,
+/// Reports a running session's latest promise when `Checkpoints` says, until the
+/// connection closes, so a crash loses little.
+async fn report_checkpoints(
+    conn: quinn::Connection,
     client: PartyId,
-    peer: [u8; 32],
-    mut send: quinn::SendStream,
-    recv: quinn::RecvStream,
-    gate: io::Gate,
+    every: Duration,
+    sessions: mpsc::UnboundedSender<SessionRecord>,
+    allowance: Arc<io::Allowance>,
+    counters: Arc<Counters>,
 ) {
-    let listener = PartyId::from_bytes(peer).ok().and_then(|id| {
-        shared
-            .listeners
-            .lock()
-            .ok()
-            .and_then(|l| l.get(&id).cloned())
-    });
-    let Some(listener) = listener else {
-        let message = "no client with that id is listening on this node".into();
-        return refuse(&mut send, Status::PeerNotFound, message).await;
-    };
-    let Ok((mut to_peer, from_peer)) = listener.open_bi().await else {
-        let message = "the peer went away".into();
-        return refuse(&mut send, Status::PeerNotFound, message).await;
-    };
-    let incoming = Frame::Incoming {
-        from: *client.as_bytes(),
-    };
-    if io::write_frame(&mut to_peer, &incoming).await.is_err() {
-        let message = "the peer went away".into();
-        return refuse(&mut send, Status::PeerNotFound, message).await;
+    let mut checkpoints = Checkpoints::new(std::time::Instant::now(), every);
+    loop {
+        let at = tokio::time::Instant::from_std(checkpoints.poll_timeout());
+        tokio::select! {
+            _ = conn.closed() => return,
+            () = tokio::time::sleep_until(at) => {}
+        }
+        let receipt = allowance.latest();
+        let units = receipt.as_ref().map(|r| r.receipt().units);
+        if checkpoints.handle_timeout(std::time::Instant::now(), units) {
+            let _ = sessions.send(SessionRecord {
+                ended: false,
+                client,
+                up: counters.up.load(Ordering::Relaxed),
+                down: counters.down.load(Ordering::Relaxed),
+                receipt,
+            });
+        }
     }
-    let ok = Frame::Status {
-        status: Status::Ok,
-        message: String::new(),
-    };
-    if io::write_frame(&mut send, &ok).await.is_err() {
-        return;
-    }
-    io::splice(recv, send, from_peer, to_peer, gate).await;
 }

@@ -213,6 +213,129 @@ pub fn ledger_path(config: &Config, data_dir: &Path) -> PathBuf {
         .unwrap_or_else(|| data_dir.join("ledger.sqlite3"))
 }
 
+/// The node's endpoint with its protocols, where it listens, and its ticket.
+fn serve(
+    config: &Config,
+    router_config: RouterConfig,
+    relay: Arc<RelayService>,
+    jobs: Arc<crate::job_service::JobService>,
+) -> anyhow::Result<(Router, SocketAddr, Ticket)> {
+    let id = relay.id();
+    let router = Router::spawn(
+        router_config,
+        vec![
+            (relay::wire::ALPN.to_vec(), Arc::new(RelayProtocol(relay))),
+            (job_service::ALPN.to_vec(), jobs),
+        ],
+    )
+    .context("starting the node's endpoint")?;
+    let listening = router
+        .local_addr()
+        .context("reading the endpoint's address")?;
+    let ticket_addresses = if !listening.ip().is_unspecified() {
+        vec![listening]
+    } else {
+        crate::relay_settings::ticket_addresses(config, listening.port())?
+    };
+    let ticket = Ticket::new(id, ticket_addresses)
+        .context("a ticket holds 1 to 8 addresses with non-zero ports")?;
+    Ok((router, listening, ticket))
+}
+
+/// The policy thread, with the config's limits (or the options'), the owner's saved
+/// pauses, and the input reader for this session.
+fn spawn_policy_thread(
+    options: &mut NodeOptions,
+    config: &Config,
+    inner: Arc<Inner>,
+    schedule: Schedule,
+    quota_file: PathBuf,
+    waiting_for: Arc<Mutex<Option<String>>>,
+    commands_rx: std_mpsc::Receiver<Command>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let mut limits = options
+        .limits
+        .take()
+        .unwrap_or_else(|| Limits::from_config(config));
+    if options.demo {
+        // The demo shows lending now, not after the owner leaves.
+        limits.idle_threshold = Duration::ZERO;
+    }
+    let mut policy = LendingPolicy::new(limits);
+    let pauses_file = options.data_dir.join("pauses.json");
+    restore_pauses(&pauses_file, &mut policy);
+    let policy_loop = PolicyLoop {
+        inner,
+        policy,
+        input: options.input.take().unwrap_or_else(signals::input_idle),
+        machine: Machine::new(config.lending.exclusive_apps.clone()),
+        schedule,
+        pauses_file,
+        quota_file,
+        waiting_for,
+    };
+    let policy_thread = std::thread::Builder::new()
+        .name("policy".into())
+        .spawn(move || policy_loop.run(commands_rx))
+        .context("starting the policy thread")?;
+    Ok(policy_thread)
+}
+
+/// The GPU lane for `options`' runner (default: this executable's worker mode), with
+/// the node's caps and pipeline cache.
+fn start_lane(
+    options: &mut NodeOptions,
+    caps: compute::admission::Caps,
+) -> anyhow::Result<Arc<GpuLane>> {
+    let mut runner = match options.runner.take() {
+        Some(runner) => runner,
+        None => RunnerConfig::current_exe().context("finding the spare executable")?,
+    };
+    runner.caps = caps;
+    if runner.pipeline_cache_dir.is_none() {
+        runner.pipeline_cache_dir = Some(options.data_dir.join("pipelines"));
+    }
+    GpuLane::start(runner).context("starting the GPU lane")
+}
+
+/// The ledger writer: finished job orders and relay sessions, in the order they finish,
+/// through the one recorder.
+struct Writer {
+    finished: mpsc::UnboundedSender<ledger::VerifiedReceipt>,
+    sessions: mpsc::UnboundedSender<relay::node::SessionRecord>,
+    /// Flush requests are answered once everything sent before them is written.
+    flush: mpsc::UnboundedSender<std_mpsc::Sender<()>>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Writer {
+    fn spawn(recorder: Arc<Recorder>) -> Writer {
+        let (finished, mut orders) = mpsc::unbounded_channel::<ledger::VerifiedReceipt>();
+        let (sessions, mut records) = mpsc::unbounded_channel();
+        let (flush, mut flushes) = mpsc::unbounded_channel::<std_mpsc::Sender<()>>();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    biased;
+                    Some(order) = orders.recv() => recorder.record_order(&order),
+                    Some(record) = records.recv() => recorder.record_session(record),
+                    Some(done) = flushes.recv() => {
+                        let _ = done.send(());
+                    }
+                    else => return,
+                }
+            }
+        })
+        .abort_handle();
+        Writer {
+            finished,
+            sessions,
+            flush,
+            task,
+        }
+    }
+}
+
 impl Node {
     /// Starts the node on the current tokio runtime.
     pub async fn start(mut options: NodeOptions) -> Result<Node, StartError> {
@@ -229,36 +352,13 @@ impl Node {
         let network = if options.demo { "demo" } else { NETWORK };
         let node_party = PartyId::of(&options.key);
         let caps = crate::job_service::caps(&config);
-        let mut runner = match options.runner.take() {
-            Some(runner) => runner,
-            None => RunnerConfig::current_exe().context("finding the spare executable")?,
-        };
-        runner.caps = caps;
-        if runner.pipeline_cache_dir.is_none() {
-            runner.pipeline_cache_dir = Some(options.data_dir.join("pipelines"));
-        }
-        let lane = GpuLane::start(runner).context("starting the GPU lane")?;
-
-        // The ledger writer: finished job orders and relay sessions, in the order they
-        // finish, through the one recorder.
-        let (finished_tx, mut finished) = mpsc::unbounded_channel::<ledger::VerifiedReceipt>();
-        let (sessions_tx, mut sessions) = mpsc::unbounded_channel();
-        // Flush requests are answered once everything sent before them is written.
-        let (flush_tx, mut flushes) = mpsc::unbounded_channel::<std_mpsc::Sender<()>>();
-        let writer_recorder = recorder.clone();
-        let writer = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    biased;
-                    Some(order) = finished.recv() => writer_recorder.record_order(&order),
-                    Some(record) = sessions.recv() => writer_recorder.record_session(record),
-                    Some(done) = flushes.recv() => {
-                        let _ = done.send(());
-                    }
-                    else => return,
-                }
-            }
-        });
+        let lane = start_lane(&mut options, caps)?;
+        let Writer {
+            finished: finished_tx,
+            sessions: sessions_tx,
+            flush: flush_tx,
+            task: writer,
+        } = Writer::spawn(recorder.clone());
 
         let mut relay_config = relay_config(&options, network)?;
         let quota_file = options.data_dir.join("quota.json");
@@ -279,7 +379,7 @@ impl Node {
         relay.set_stopped(Some("starting".into()));
 
         let waiting_for = Arc::new(Mutex::new(Some("starting".to_owned())));
-        let service = Arc::new(crate::job_service::JobService {
+        let jobs = Arc::new(crate::job_service::JobService {
             terms: OrderTerms {
                 node: node_party,
                 rates: RateCard {
@@ -295,27 +395,7 @@ impl Node {
             seen: Mutex::new(Default::default()),
             finished: finished_tx,
         });
-        let router = Router::spawn(
-            router_config,
-            vec![
-                (
-                    relay::wire::ALPN.to_vec(),
-                    Arc::new(RelayProtocol(relay.clone())),
-                ),
-                (job_service::ALPN.to_vec(), service),
-            ],
-        )
-        .context("starting the node's endpoint")?;
-        let listening = router
-            .local_addr()
-            .context("reading the endpoint's address")?;
-        let ticket_addresses = if !listening.ip().is_unspecified() {
-            vec![listening]
-        } else {
-            crate::relay_settings::ticket_addresses(&config, listening.port())?
-        };
-        let ticket = Ticket::new(relay.id(), ticket_addresses)
-            .context("a ticket holds 1 to 8 addresses with non-zero ports")?;
+        let (router, listening, ticket) = serve(&config, router_config, relay.clone(), jobs)?;
 
         let (commands_tx, commands_rx) = std_mpsc::channel();
         let waker = Mutex::new(commands_tx.clone());
@@ -347,42 +427,21 @@ impl Node {
             flush: flush_tx,
         });
 
-        let mut limits = options
-            .limits
-            .take()
-            .unwrap_or_else(|| Limits::from_config(&config));
-        if options.demo {
-            // The demo shows lending now, not after the owner leaves.
-            limits.idle_threshold = Duration::ZERO;
-        }
-        let mut policy = LendingPolicy::new(limits);
-        let pauses_file = options.data_dir.join("pauses.json");
-        restore_pauses(&pauses_file, &mut policy);
-        let input = options.input.take().unwrap_or_else(signals::input_idle);
-        let machine = Machine::new(config.lending.exclusive_apps.clone());
-        let thread_inner = inner.clone();
-        let policy_thread = std::thread::Builder::new()
-            .name("policy".into())
-            .spawn(move || {
-                PolicyLoop {
-                    inner: thread_inner,
-                    policy,
-                    input,
-                    machine,
-                    schedule,
-                    pauses_file,
-                    quota_file,
-                    waiting_for,
-                }
-                .run(commands_rx)
-            })
-            .context("starting the policy thread")?;
+        let policy_thread = spawn_policy_thread(
+            &mut options,
+            &config,
+            inner.clone(),
+            schedule,
+            quota_file,
+            waiting_for,
+            commands_rx,
+        )?;
 
         let mut node = Node {
             inner,
             policy_thread: Some(policy_thread),
             control_socket: None,
-            tasks: vec![writer.abort_handle()],
+            tasks: vec![writer],
             lock: Some(lock),
         };
         // The first decisions are in force before anyone is told the node runs.

@@ -6,18 +6,21 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use chrono::{Local, NaiveDate, Offset as _};
 use clap::{Parser, Subcommand, ValueEnum};
-use ledger::{Ledger, Period};
+use ledger::Period;
 
 use node::config::Config;
 use node::identity::{self, KeyStore, Origin};
 use node::logs::{self, LogLevel, LogTo};
 use node::{earnings, paths};
+use offline::{open_ledger, run_config, run_gpu, run_job, run_ledger};
+
+mod offline;
 
 /// Spare lends this computer's idle GPU time and spare bandwidth, and keeps a
 /// verifiable ledger of what it earned.
@@ -406,172 +409,6 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             }
             Ok(Outcome::Ok)
         }
-        Command::Ledger {
-            command: LedgerCommand::Verify { json, db },
-        } => {
-            let config = load_config(&cli)?;
-            let path = ledger_path(db.as_deref(), &config)?;
-            let ledger = Ledger::open_existing(&path)?;
-            let started = std::time::Instant::now();
-            let report = ledger.verify().context("reading the ledger")?;
-            let secs = started.elapsed().as_secs_f64();
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            }
-            match &report.problem {
-                None => {
-                    if !*json {
-                        println!(
-                            "ledger {} is intact: {} entries chained, {} signatures valid \
-                             ({secs:.2} s)",
-                            path.display(),
-                            report.entries,
-                            report.signatures
-                        );
-                    }
-                    Ok(Outcome::Ok)
-                }
-                Some(problem) => {
-                    let at = if problem.seq == 0 {
-                        "in the earnings totals".to_owned()
-                    } else {
-                        format!("at entry {}", problem.seq)
-                    };
-                    eprintln!(
-                        "ledger {} FAILED verification {at}: {}",
-                        path.display(),
-                        problem.reason
-                    );
-                    Ok(Outcome::Failed)
-                }
-            }
-        }
-        Command::Ledger {
-            command: LedgerCommand::Export { csv, db },
-        } => {
-            let config = load_config(&cli)?;
-            let path = ledger_path(db.as_deref(), &config)?;
-            let ledger = Ledger::open_existing(&path)?;
-            let count = export(&ledger, csv)?;
-            if csv != Path::new("-") {
-                println!("exported {count} entries to {}", csv.display());
-            }
-            Ok(Outcome::Ok)
-        }
-        Command::Config {
-            command: ConfigCommand::Check { path },
-        } => {
-            let (path, explicit) = match path {
-                Some(p) => (p.clone(), true),
-                None => config_path(&cli)?,
-            };
-            if !explicit && !path.exists() {
-                println!(
-                    "no config file at {}: Spare uses the defaults (`spare config example` \
-                     shows them)",
-                    path.display()
-                );
-                return Ok(Outcome::Ok);
-            }
-            match Config::load(&path) {
-                Ok(_) => {
-                    println!("config {} is valid", path.display());
-                    Ok(Outcome::Ok)
-                }
-                Err(e) => {
-                    eprintln!("{e}");
-                    Ok(Outcome::Failed)
-                }
-            }
-        }
-        Command::Job {
-            command: JobCommand::Check { manifest },
-        } => match crate::jobs::check(manifest, &load_config(&cli)?)? {
-            crate::jobs::Checked::Ok(line) => {
-                println!("{line}");
-                Ok(Outcome::Ok)
-            }
-            crate::jobs::Checked::Refused(text) => {
-                eprintln!("{text}");
-                Ok(Outcome::Failed)
-            }
-        },
-        Command::Job {
-            command:
-                JobCommand::RunLocal {
-                    manifest,
-                    out,
-                    adapter,
-                },
-        } => {
-            let config = load_config(&cli)?;
-            let report = crate::jobs::run_local(manifest, out, *adapter, &config)?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
-            Ok(Outcome::Ok)
-        }
-        Command::Gpu {
-            command: GpuCommand::Info { json },
-        } => {
-            let adapters = compute::gpu::adapters();
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&adapters)?);
-            } else if adapters.is_empty() {
-                println!(
-                    "No GPU adapter found. Spare looks for Vulkan, Metal and DX12 devices; on Linux \
-                     without a GPU, Mesa's software Vulkan (mesa-vulkan-drivers) provides one."
-                );
-            } else {
-                for a in &adapters {
-                    let c = &a.class;
-                    println!(
-                        "[{}] {} ({}, {}, vendor {} device {}), driver {} {}",
-                        a.index,
-                        c.adapter,
-                        c.backend,
-                        c.device_type,
-                        c.vendor,
-                        c.device,
-                        c.driver,
-                        c.driver_info
-                    );
-                    println!(
-                        "    storage buffer {} MiB, {} workgroups per dimension, {} invocations \
-                         per workgroup, {} KiB workgroup memory",
-                        a.max_storage_buffer_binding_size >> 20,
-                        a.max_compute_workgroups_per_dimension,
-                        a.max_compute_invocations_per_workgroup,
-                        a.max_compute_workgroup_storage_size >> 10
-                    );
-                }
-            }
-            Ok(Outcome::Ok)
-        }
-        Command::Gpu {
-            command: GpuCommand::Bench { adapter, json },
-        } => {
-            let indices: Vec<Option<usize>> = match adapter {
-                Some(i) => vec![Some(*i)],
-                None => {
-                    let all = compute::gpu::adapters();
-                    if all.is_empty() {
-                        bail!("no GPU adapter found: `spare gpu info` explains");
-                    }
-                    all.iter().map(|a| Some(a.index)).collect()
-                }
-            };
-            for index in indices {
-                let cap = compute::capability::measure(index, compute::capability::Sizes::FULL)?;
-                if *json {
-                    println!("{}", serde_json::to_string(&cap)?);
-                } else {
-                    println!(
-                        "{} ({}): memory bandwidth {:.1} GB/s, FP32 {:.1} GFLOP/s",
-                        cap.class.adapter, cap.class.backend, cap.bandwidth_gb_s, cap.fp32_gflop_s
-                    );
-                }
-            }
-            Ok(Outcome::Ok)
-        }
         Command::Ticket => {
             // The running node's ticket names the port it really listens on.
             if let Ok(serde_json::Value::String(ticket)) =
@@ -666,109 +503,50 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 Outcome::Failed
             })
         }
-        Command::Job {
-            command:
-                JobCommand::Submit {
-                    ticket,
-                    manifest,
-                    out,
-                    price,
-                    network,
-                },
-        } => {
-            let config = load_config(&cli)?;
-            let (identity, _) = identity::load_or_create(&key_store(&cli, &config))?;
-            let report = crate::jobs::submit(
-                ticket,
-                manifest,
-                out,
-                identity.signing_key(),
-                *price,
-                network.as_deref(),
-            )?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
-            Ok(Outcome::Ok)
-        }
-        Command::Relay { command } => {
-            let config = load_config(&cli)?;
-            let (identity, _) = identity::load_or_create(&key_store(&cli, &config))?;
-            let key = identity.signing_key().clone();
-            match command {
-                RelayCommand::Serve {
-                    bind,
-                    public,
-                    allow,
-                    egress_open,
-                    price,
-                    allow_loopback_for_tests,
-                } => crate::relaying::serve(
-                    key,
-                    &config,
-                    crate::relaying::ServeOverrides {
-                        bind: *bind,
-                        public: public.clone(),
-                        allow: allow.clone(),
-                        open: *egress_open,
-                        allow_loopback_for_tests: *allow_loopback_for_tests,
-                        price_per_gib: *price,
-                    },
-                )?,
-                RelayCommand::Connect { ticket, socks5 } => {
-                    crate::relaying::connect_socks5(ticket, key, *socks5)?;
-                }
-                RelayCommand::Listen { ticket, forward } => {
-                    crate::relaying::listen_forward(ticket, key, *forward)?;
-                }
-                RelayCommand::Dial {
-                    ticket,
-                    peer,
-                    local,
-                } => crate::relaying::dial_forward(ticket, key, peer, *local)?,
-            }
-            Ok(Outcome::Ok)
-        }
-        Command::Config {
-            command: ConfigCommand::Example,
-        } => {
-            print!("{}", node::config::EXAMPLE);
-            Ok(Outcome::Ok)
-        }
-        Command::Config {
-            command: ConfigCommand::Path,
-        } => {
-            println!("{}", config_path(&cli)?.0.display());
-            Ok(Outcome::Ok)
-        }
+        Command::Relay { command } => run_relay(&cli, command),
+        Command::Ledger { command } => run_ledger(&cli, command),
+        Command::Config { command } => run_config(&cli, command),
+        Command::Job { command } => run_job(&cli, command),
+        Command::Gpu { command } => run_gpu(command),
     }
 }
 
-fn ledger_path(db: Option<&Path>, config: &Config) -> anyhow::Result<PathBuf> {
-    match db {
-        Some(path) => Ok(path.to_owned()),
-        None => paths::ledger_file_of(config),
+/// `spare relay …`.
+fn run_relay(cli: &Cli, command: &RelayCommand) -> anyhow::Result<Outcome> {
+    let config = load_config(cli)?;
+    let (identity, _) = identity::load_or_create(&key_store(cli, &config))?;
+    let key = identity.signing_key().clone();
+    match command {
+        RelayCommand::Serve {
+            bind,
+            public,
+            allow,
+            egress_open,
+            price,
+            allow_loopback_for_tests,
+        } => crate::relaying::serve(
+            key,
+            &config,
+            crate::relaying::ServeOverrides {
+                bind: *bind,
+                public: public.clone(),
+                allow: allow.clone(),
+                open: *egress_open,
+                allow_loopback_for_tests: *allow_loopback_for_tests,
+                price_per_gib: *price,
+            },
+        )?,
+        RelayCommand::Connect { ticket, socks5 } => {
+            crate::relaying::connect_socks5(ticket, key, *socks5)?;
+        }
+        RelayCommand::Listen { ticket, forward } => {
+            crate::relaying::listen_forward(ticket, key, *forward)?;
+        }
+        RelayCommand::Dial {
+            ticket,
+            peer,
+            local,
+        } => crate::relaying::dial_forward(ticket, key, peer, *local)?,
     }
-}
-
-/// Opens the ledger for reading. A missing default ledger is not an error (nothing
-/// was earned yet); a missing file the owner named is.
-fn open_ledger(db: Option<&Path>, config: &Config) -> anyhow::Result<Option<Ledger>> {
-    let named = db.is_some() || config.node.ledger.is_some();
-    let path = ledger_path(db, config)?;
-    if !named && !path.exists() {
-        println!(
-            "No ledger yet at {}: this node has not earned anything so far.",
-            path.display()
-        );
-        return Ok(None);
-    }
-    Ok(Some(Ledger::open_existing(&path)?))
-}
-
-/// Writes the ledger as CSV to `dest`, or to standard output for `-`.
-fn export(ledger: &Ledger, dest: &Path) -> anyhow::Result<u64> {
-    if dest == Path::new("-") {
-        let stdout = std::io::stdout().lock();
-        return Ok(ledger.export_csv(stdout)?);
-    }
-    node::ledger_view::export_csv_file(ledger, dest)
+    Ok(Outcome::Ok)
 }

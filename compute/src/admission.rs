@@ -23,8 +23,9 @@ pub const MAX_INVOCATIONS: u32 = 256;
 pub const MAX_WORKGROUP_SIZE: [u32; 3] = [256, 256, 64];
 /// Workgroups per grid dimension (the WebGPU default limit).
 pub const MAX_WORKGROUPS_PER_DIMENSION: u32 = 65_535;
-/// One storage buffer (the WebGPU default `maxStorageBufferBindingSize`).
-pub const MAX_BUFFER_BYTES: u64 = 128 * 1024 * 1024;
+/// One storage buffer (the WebGPU default `maxStorageBufferBindingSize`); a manifest
+/// limit too, so it is defined with the manifest.
+pub use crate::manifest::MAX_BUFFER_BYTES;
 /// One uniform buffer (the WebGPU default `maxUniformBufferBindingSize`).
 pub const MAX_UNIFORM_BYTES: u64 = 64 * 1024;
 /// Storage buffers per shader stage (the WebGPU default).

@@ -2,8 +2,8 @@
 //!
 //! Parsing resolves everything the manifest points at (files relative to the manifest,
 //! base64, zero and fill contents) into a self-contained [`Job`] that can be sent to a
-//! worker. Nothing here touches a GPU; admission checks live in `admission.rs`.
-//! The format is documented in `compute/JOBS.md`.
+//! worker. Nothing here touches a GPU; admission checks live in `admission.rs`, which
+//! reads the manifest, never the other way round. The format is documented in `compute/JOBS.md`.
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +16,8 @@ pub const MAX_SOURCE_BYTES: usize = 256 * 1024;
 pub const MAX_BINDINGS: usize = 64;
 /// The most steps a job may have.
 pub const MAX_STEPS: usize = 1024;
+/// One buffer's bytes at most (the WebGPU default `maxStorageBufferBindingSize`).
+pub const MAX_BUFFER_BYTES: u64 = 128 * 1024 * 1024;
 /// All buffers of one manifest together, checked while reading, before the node's own
 /// (smaller) budget is applied by admission.
 pub const MAX_TOTAL_BYTES: u64 = 4 << 30;
@@ -391,17 +393,17 @@ pub fn parse(text: &str, base: &Path, name: &str) -> Result<Job, ManifestError> 
             (_, _, _, Some(fill)) => fill.count.saturating_mul(4),
             _ => 0,
         };
-        if declared > crate::admission::MAX_BUFFER_BYTES
+        if declared > MAX_BUFFER_BYTES
             || total.saturating_add(declared) > MAX_TOTAL_BYTES
         {
             return Err(invalid(format!(
                 "{at}: {declared} bytes is too large (one buffer: at most {}; all together: \
                  at most {MAX_TOTAL_BYTES})",
-                crate::admission::MAX_BUFFER_BYTES
+                MAX_BUFFER_BYTES
             )));
         }
         let bytes = if let Some(file) = &b.data {
-            read_file(file, "data file", crate::admission::MAX_BUFFER_BYTES)?
+            read_file(file, "data file", MAX_BUFFER_BYTES)?
         } else if let Some(text) = &b.base64 {
             base64::engine::general_purpose::STANDARD
                 .decode(text.trim())
@@ -409,7 +411,7 @@ pub fn parse(text: &str, base: &Path, name: &str) -> Result<Job, ManifestError> 
         } else if let Some(n) = b.zero {
             let n = usize::try_from(n)
                 .ok()
-                .filter(|n| *n as u64 <= crate::admission::MAX_BUFFER_BYTES)
+                .filter(|n| *n as u64 <= MAX_BUFFER_BYTES)
                 .ok_or_else(|| invalid(format!("{at}: `zero` of {n} bytes is too large")))?;
             vec![0; n]
         } else if let Some(fill) = &b.fill {
@@ -448,7 +450,7 @@ fn fill_bytes(fill: &Fill) -> Result<Vec<u8>, String> {
         .filter(|c| {
             (*c as u64)
                 .checked_mul(4)
-                .is_some_and(|bytes| bytes <= crate::admission::MAX_BUFFER_BYTES)
+                .is_some_and(|bytes| bytes <= MAX_BUFFER_BYTES)
         })
         .ok_or_else(|| format!("fill count {} is too large", fill.count))?;
     let word: [u8; 4] = match fill.ty {

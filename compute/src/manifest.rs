@@ -393,9 +393,7 @@ pub fn parse(text: &str, base: &Path, name: &str) -> Result<Job, ManifestError> 
             (_, _, _, Some(fill)) => fill.count.saturating_mul(4),
             _ => 0,
         };
-        if declared > MAX_BUFFER_BYTES
-            || total.saturating_add(declared) > MAX_TOTAL_BYTES
-        {
+        if declared > MAX_BUFFER_BYTES || total.saturating_add(declared) > MAX_TOTAL_BYTES {
             return Err(invalid(format!(
                 "{at}: {declared} bytes is too large (one buffer: at most {}; all together: \
                  at most {MAX_TOTAL_BYTES})",

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{NodeHandle, PauseFor, Target};
+use crate::status::{PauseFor, Status, Target};
 
 /// The socket's file name in the data folder.
 pub const SOCKET: &str = "control.sock";
@@ -101,8 +101,24 @@ impl Answer {
     }
 }
 
+/// What the control channel asks of the node. `NodeHandle` is the node's; the channel
+/// itself knows only this, so it depends on the node's status types and nothing more.
+pub trait Controlled: Send + Sync + 'static {
+    /// The node's state now.
+    fn status(&self) -> Status;
+    /// Pauses lending of `target` for `how_long`.
+    fn pause(&self, target: Target, how_long: PauseFor);
+    /// Ends the owner's pause of `target`.
+    fn resume(&self, target: Target);
+    /// The node's ticket.
+    fn ticket(&self) -> String;
+}
+
+/// The node as the control channel holds it.
+pub type Node = std::sync::Arc<dyn Controlled>;
+
 /// Answers one request line.
-pub fn answer(node: &NodeHandle, line: &str) -> Answer {
+pub fn answer(node: &dyn Controlled, line: &str) -> Answer {
     let request: Request = match serde_json::from_str(line) {
         Ok(r) => r,
         Err(e) => {
@@ -142,7 +158,7 @@ where
 
 /// Answers one client's request lines until it hangs up or sends a line that is too long.
 #[cfg(any(unix, windows))]
-async fn serve_client<S>(node: NodeHandle, stream: S) -> std::io::Result<()>
+async fn serve_client<S>(node: Node, stream: S) -> std::io::Result<()>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite,
 {
@@ -165,7 +181,7 @@ where
         }
         // Status reads the ledger: keep SQLite off the async threads.
         let handle = node.clone();
-        let answered = tokio::task::spawn_blocking(move || answer(&handle, line.trim_end())).await;
+        let answered = tokio::task::spawn_blocking(move || answer(&*handle, line.trim_end())).await;
         let answer = answered.unwrap_or_else(|e| Answer::error(e.to_string()));
         write_answer(&mut write, &answer).await?;
     }
@@ -218,14 +234,14 @@ mod unix {
     use tokio::io::{AsyncBufReadExt as _, AsyncReadExt, BufReader};
     use tokio::net::UnixListener;
 
+    use super::Node;
     use super::{
         Answer, MAX_LINE, Request, no_node, not_allowed, result_of, serve_client, write_answer,
     };
-    use crate::NodeHandle;
 
     /// Listens on `path` (replacing a stale socket: the caller holds the data folder's
     /// lock, so no other node uses it). The task serving it stops when aborted.
-    pub fn serve(node: NodeHandle, path: &Path) -> anyhow::Result<tokio::task::AbortHandle> {
+    pub fn serve(node: Node, path: &Path) -> anyhow::Result<tokio::task::AbortHandle> {
         let _ = std::fs::remove_file(path);
         let listener = UnixListener::bind(path)
             .with_context(|| format!("listening on the control socket {}", path.display()))?;
@@ -300,7 +316,7 @@ mod windows;
 
 /// Elsewhere: no control channel.
 #[cfg(not(any(unix, windows)))]
-pub fn serve(_node: NodeHandle, _path: &Path) -> anyhow::Result<tokio::task::AbortHandle> {
+pub fn serve(_node: Node, _path: &Path) -> anyhow::Result<tokio::task::AbortHandle> {
     Ok(tokio::spawn(async {}).abort_handle())
 }
 

@@ -44,10 +44,10 @@ use windows_sys::Win32::System::Threading::{
     GetCurrentProcess, OpenProcess, OpenProcessToken, PROCESS_QUERY_LIMITED_INFORMATION,
 };
 
+use super::Node;
 use super::{
     Answer, Request, no_node, not_allowed, pipe_name, result_of, serve_client, write_answer,
 };
-use crate::NodeHandle;
 
 /// How long the client waits for a free pipe instance.
 const BUSY_WAIT: Duration = Duration::from_secs(2);
@@ -63,7 +63,7 @@ fn pipe_for(path: &Path) -> String {
 /// Serves the pipe of the data folder that `path` (from `socket_path`) stands for. The
 /// caller holds the data folder's lock, so no other node of this user serves it. The
 /// task serving it stops when aborted.
-pub fn serve(node: NodeHandle, path: &Path) -> anyhow::Result<tokio::task::AbortHandle> {
+pub fn serve(node: Node, path: &Path) -> anyhow::Result<tokio::task::AbortHandle> {
     let name = pipe_for(path);
     let user = process_user(None).context("reading the user this node runs as")?;
     let first = create_instance(&name, true, &user).map_err(|e| {
@@ -81,7 +81,7 @@ pub fn serve(node: NodeHandle, path: &Path) -> anyhow::Result<tokio::task::Abort
 }
 
 /// Hands each connected instance to a task of its own, for as long as the runtime runs.
-async fn accept(node: NodeHandle, name: String, user: String, first: NamedPipeServer) {
+async fn accept(node: Node, name: String, user: String, first: NamedPipeServer) {
     let mut waiting = Some(first);
     loop {
         let instance = match waiting.take() {

@@ -10,11 +10,18 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
-use crate::StartError;
 use crate::lending::{LendingPolicy, PauseUntil, Resource};
 
-/// Takes the data folder's lock: one node per data folder.
-pub(crate) fn take_lock(dir: &Path) -> Result<File, StartError> {
+/// Another node holds the data folder's lock.
+#[derive(Debug)]
+pub(crate) struct Busy {
+    /// Its process id as it wrote it (empty when it wrote none).
+    pub pid: String,
+}
+
+/// Takes the data folder's lock (one node per data folder): the lock file, held for
+/// the node's life, or `Busy` when another node holds it.
+pub(crate) fn take_lock(dir: &Path) -> anyhow::Result<Result<File, Busy>> {
     use std::io::{Read as _, Seek as _, Write as _};
     let path = dir.join("node.lock");
     let mut file = std::fs::OpenOptions::new()
@@ -28,19 +35,14 @@ pub(crate) fn take_lock(dir: &Path) -> Result<File, StartError> {
         let mut pid = String::new();
         let _ = file.read_to_string(&mut pid);
         let pid = pid.trim();
-        return Err(StartError::AlreadyRunning {
-            dir: dir.to_owned(),
-            pid: if pid.is_empty() {
-                String::new()
-            } else {
-                format!(" (process {pid})")
-            },
-        });
+        return Ok(Err(Busy {
+            pid: pid.trim().to_owned(),
+        }));
     }
     let _ = file.set_len(0);
     let _ = file.rewind();
     let _ = write!(file, "{}", std::process::id());
-    Ok(file)
+    Ok(Ok(file))
 }
 
 /// Creates the data folder, private to its owner.
@@ -172,13 +174,9 @@ mod tests {
     #[test]
     fn a_second_node_on_the_same_folder_is_refused_with_the_first_ones_process() {
         let dir = tempfile::tempdir().unwrap();
-        let _held = take_lock(dir.path()).unwrap();
-        let err = take_lock(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("already running"), "{err}");
-        assert!(
-            err.contains(&format!("process {}", std::process::id())),
-            "{err}"
-        );
+        let _held = take_lock(dir.path()).unwrap().unwrap();
+        let busy = take_lock(dir.path()).unwrap().unwrap_err();
+        assert_eq!(busy.pid, std::process::id().to_string());
     }
 
     #[test]

@@ -340,7 +340,14 @@ impl Node {
     /// Starts the node on the current tokio runtime.
     pub async fn start(mut options: NodeOptions) -> Result<Node, StartError> {
         make_private_dir(&options.data_dir)?;
-        let lock = take_lock(&options.data_dir)?;
+        let lock = take_lock(&options.data_dir)?.map_err(|busy| StartError::AlreadyRunning {
+            dir: options.data_dir.clone(),
+            pid: if busy.pid.is_empty() {
+                String::new()
+            } else {
+                format!(" (process {})", busy.pid)
+            },
+        })?;
         let config = options.config.clone();
         let schedule = Schedule::parse(&config.lending.schedule)
             .map_err(|e| anyhow::anyhow!("lending.schedule: {e}"))?;
@@ -466,7 +473,8 @@ impl Node {
     /// Serves the control channel at `data_dir` (see `control`).
     pub fn serve_control(&mut self, data_dir: &Path) -> anyhow::Result<()> {
         let path = control::socket_path(data_dir);
-        self.tasks.push(control::serve(self.handle(), &path)?);
+        self.tasks
+            .push(control::serve(Arc::new(self.handle()), &path)?);
         self.control_socket = Some(path);
         Ok(())
     }
@@ -624,5 +632,23 @@ impl NodeHandle {
         if let Ok(commands) = self.inner.commands.lock() {
             let _ = commands.send(command);
         }
+    }
+}
+
+impl control::Controlled for NodeHandle {
+    fn status(&self) -> Status {
+        NodeHandle::status(self)
+    }
+
+    fn pause(&self, target: Target, how_long: PauseFor) {
+        NodeHandle::pause(self, target, how_long);
+    }
+
+    fn resume(&self, target: Target) {
+        NodeHandle::resume(self, target);
+    }
+
+    fn ticket(&self) -> String {
+        NodeHandle::ticket(self)
     }
 }

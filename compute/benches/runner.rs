@@ -86,7 +86,7 @@ fn main() {
     supervisor.exec_class().unwrap();
     let via_worker = median(reps, || {
         let outcome = supervisor
-            .run(&small, None, Budget::Idle, &mut |_| {})
+            .run(&admitted(small.clone()), None, Budget::Idle, &mut |_| {})
             .unwrap();
         assert!(matches!(outcome, Outcome::Done(_)));
     });
@@ -152,7 +152,7 @@ fn main() {
             let _ = slicing_tx.send(());
         };
         let result = if outcome.is_none() {
-            supervisor.run(&long, None, Budget::Active, &mut on_slice)
+            supervisor.run(&admitted(long.clone()), None, Budget::Active, &mut on_slice)
         } else {
             supervisor.resume(Budget::Active, &mut on_slice)
         }
@@ -237,4 +237,9 @@ fn median(reps: usize, mut f: impl FnMut()) -> Duration {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// `job`, admitted under the default caps (the supervisor runs only admitted jobs).
+fn admitted(job: compute::manifest::Job) -> compute::admission::AdmittedJob {
+    compute::admission::AdmittedJob::admit(job, &compute::admission::Caps::default()).unwrap()
 }

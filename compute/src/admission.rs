@@ -37,6 +37,34 @@ pub const RUNNER_GROUP: u32 = 3;
 /// Repeats of one step.
 pub const MAX_REPEAT: u32 = 1_000_000;
 
+/// A job that passed admission: the only kind the supervisor runs, so a process admits
+/// a job once, where it arrives (the node's job service, `spare job run-local`). The
+/// worker, a process of its own, admits what it is sent again before the device sees
+/// it.
+#[derive(Clone, Debug)]
+pub struct AdmittedJob(Job);
+
+impl AdmittedJob {
+    /// Admits `job` under `caps`.
+    pub fn admit(job: Job, caps: &Caps) -> Result<AdmittedJob, Refused> {
+        admit(&job, caps)?;
+        Ok(AdmittedJob(job))
+    }
+
+    /// The job.
+    pub fn job(&self) -> &Job {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for AdmittedJob {
+    type Target = Job;
+
+    fn deref(&self) -> &Job {
+        &self.0
+    }
+}
+
 /// What admission allows; the budget is the node owner's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Caps {

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::admission::AdmittedJob;
 use crate::gpu::{Checkpoint, ExecClass, Progress, SliceReport};
-use crate::manifest::{BindingRef, Job};
+use crate::manifest::BindingRef;
 use crate::respawn::{NotNow, Respawn};
 use crate::slicing::{Budget, CEILING};
 use crate::wire::{self, CheckpointHeader, Event, Frame, JobHeader, Request};
@@ -363,18 +364,16 @@ impl Supervisor {
     /// Runs a job until it finishes or yields. `on_slice` hears of each slice.
     pub fn run(
         &mut self,
-        job: &Job,
+        job: &AdmittedJob,
         checkpoint: Option<&Checkpoint>,
         budget: Budget,
         on_slice: &mut dyn FnMut(&SliceReport),
     ) -> Result<Outcome, JobError> {
+        let job = job.job();
         let digest = job.digest();
         if self.losses.get(&digest).copied().unwrap_or(0) >= 2 {
             return Err(JobError::Blocked);
         }
-        // Refuse on the CPU, here, what the worker would refuse after a round trip.
-        crate::admission::admit(job, &self.config.caps)
-            .map_err(|refused| JobError::Failed(refused.to_string()))?;
         self.ensure_worker()?;
         let header = JobHeader {
             source: job.source.clone(),

@@ -545,9 +545,8 @@ pub fn check_order(
 }
 
 /// Admission, with the refusal the requester sees.
-pub fn admit(job: &Job, caps: &Caps) -> Result<(), Refusal> {
-    admission::admit(job, caps)
-        .map(|_| ())
+pub fn admit(job: Job, caps: &Caps) -> Result<admission::AdmittedJob, Refusal> {
+    admission::AdmittedJob::admit(job, caps)
         .map_err(|refused| Refusal::new(Code::NotAdmitted, refused.to_string()))
 }
 

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use compute::manifest::Job;
+use compute::admission::AdmittedJob;
 use compute::slicing::Budget;
 use compute::supervisor::{JobError, JobResult, Outcome, RunnerConfig, Supervisor, Yielder};
 use ledger::VerifiedReceipt;
@@ -35,7 +35,7 @@ pub enum LaneEvent {
 /// A job accepted for running.
 pub struct Queued {
     /// The job.
-    pub job: Job,
+    pub job: AdmittedJob,
     /// The requester's verified order: the ledger entry once done.
     pub order: VerifiedReceipt,
     /// Where events about it go.

@@ -124,7 +124,7 @@ impl JobService {
         .await
         .map_err(|_| refusal(Code::InputsTruncated, "the inputs did not arrive in time"))??;
         let verified = job_service::check_order(&order, &job, &self.terms, job_service::now_ms())?;
-        job_service::admit(&job, &self.caps)?;
+        let job = job_service::admit(job, &self.caps)?;
         let reference = verified.receipt().reference;
         // The order's reference names the job in every line about it.
         let job_id = ledger::hex(&reference[..6]);

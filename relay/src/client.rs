@@ -545,8 +545,7 @@ async fn socks5_session(client: Arc<RelayClient>, mut tcp: TcpStream) -> std::io
     Ok(())
 }
 
-/// Every refusal is shown with its status code and the node's sentence.
-#[allow(clippy::print_stderr)]
+/// Every refusal is logged with its status code and the node's sentence.
 fn tracing_refusal(authority: &str, status: Status, message: &str) {
-    eprintln!("spare relay: {authority} refused ({status}): {message}");
+    tracing::warn!(%authority, %status, "refused: {message}");
 }

@@ -79,8 +79,7 @@ pub fn run_local(
     adapter: Option<usize>,
     config: &Config,
 ) -> anyhow::Result<RunReport> {
-    let job = manifest::load(path)?;
-    admission::admit(&job, &caps(config))
+    let job = admission::AdmittedJob::admit(manifest::load(path)?, &caps(config))
         .map_err(|r| anyhow::anyhow!("{}: {r}", path.display()))?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mut runner = RunnerConfig::current_exe().context("finding the spare executable")?;

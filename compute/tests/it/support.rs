@@ -58,7 +58,10 @@ pub fn supervisor() -> Supervisor {
 
 /// Runs a job to the end through a worker process; returns its outputs' bytes.
 pub fn run_to_end(sup: &mut Supervisor, job: &Job) -> compute::supervisor::JobResult {
-    match sup.run(job, None, Budget::Active, &mut |_| {}).unwrap() {
+    match sup
+        .run(&admitted(job.clone()), None, Budget::Active, &mut |_| {})
+        .unwrap()
+    {
         Outcome::Done(result) => *result,
         other => panic!("expected the job to finish, got {other:?}"),
     }
@@ -89,4 +92,9 @@ pub fn long_hash_job(grid: [u32; 3]) -> Job {
     let n = grid.iter().product::<u32>() as usize * 64;
     job.bindings[0].bytes = vec![0; n * 4];
     job
+}
+
+/// `job`, admitted under the default caps (the supervisor runs only admitted jobs).
+pub fn admitted(job: compute::manifest::Job) -> compute::admission::AdmittedJob {
+    compute::admission::AdmittedJob::admit(job, &compute::admission::Caps::default()).unwrap()
 }

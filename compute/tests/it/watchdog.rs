@@ -51,7 +51,12 @@ fn overrunning_slice_kills_the_worker_and_the_next_job_runs() {
     };
 
     let err = sup
-        .run(&slow_job(), None, Budget::Active, &mut |_| {})
+        .run(
+            &admitted(slow_job().clone()),
+            None,
+            Budget::Active,
+            &mut |_| {},
+        )
         .unwrap_err();
     assert!(
         matches!(
@@ -86,12 +91,12 @@ fn a_job_that_kills_the_worker_twice_is_not_run_again_and_repeated_failures_stop
     let slow = slow_job();
     for _ in 0..2 {
         let err = sup
-            .run(&slow, None, Budget::Active, &mut |_| {})
+            .run(&admitted(slow.clone()), None, Budget::Active, &mut |_| {})
             .unwrap_err();
         assert!(matches!(err, JobError::Watchdog { .. }), "{err}");
     }
     assert_eq!(
-        sup.run(&slow, None, Budget::Active, &mut |_| {})
+        sup.run(&admitted(slow.clone()), None, Budget::Active, &mut |_| {})
             .unwrap_err(),
         JobError::Blocked
     );
@@ -100,13 +105,18 @@ fn a_job_that_kills_the_worker_twice_is_not_run_again_and_repeated_failures_stop
     other.bindings[0].bytes.push(0);
     other.bindings[0].bytes.extend([0, 0, 0]);
     let err = sup
-        .run(&other, None, Budget::Active, &mut |_| {})
+        .run(&admitted(other.clone()), None, Budget::Active, &mut |_| {})
         .unwrap_err();
     assert!(matches!(err, JobError::Watchdog { .. }), "{err}");
     let reason = sup.stopped().unwrap().to_owned();
     assert!(reason.contains("GPU worker keeps failing"), "{reason}");
     let err = sup
-        .run(&example("vector_add"), None, Budget::Active, &mut |_| {})
+        .run(
+            &admitted(example("vector_add").clone()),
+            None,
+            Budget::Active,
+            &mut |_| {},
+        )
         .unwrap_err();
     assert!(matches!(err, JobError::Stopped(_)), "{err}");
     sup.reset_failures();
@@ -120,12 +130,22 @@ fn respawning_backs_off_after_a_failure() {
     config.backoff_base = Duration::from_secs(30);
     let mut sup = Supervisor::new(config);
     let err = sup
-        .run(&slow_job(), None, Budget::Active, &mut |_| {})
+        .run(
+            &admitted(slow_job().clone()),
+            None,
+            Budget::Active,
+            &mut |_| {},
+        )
         .unwrap_err();
     assert!(matches!(err, JobError::Watchdog { .. }), "{err}");
     // The next job waits for the backoff instead of respawning at once.
     let err = sup
-        .run(&example("vector_add"), None, Budget::Active, &mut |_| {})
+        .run(
+            &admitted(example("vector_add").clone()),
+            None,
+            Budget::Active,
+            &mut |_| {},
+        )
         .unwrap_err();
     let JobError::BackingOff(ms) = err else {
         panic!("expected a backoff, got {err}");

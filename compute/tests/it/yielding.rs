@@ -19,7 +19,7 @@ fn yield_then_resume_gives_the_same_result() {
     let yielder = sup.yielder();
     let mut seen = 0;
     let outcome = sup
-        .run(&job, None, Budget::Active, &mut |_| {
+        .run(&admitted(job.clone()), None, Budget::Active, &mut |_| {
             seen += 1;
             if seen == 2 {
                 yielder.request();
@@ -51,7 +51,7 @@ fn checkpoint_resumes_in_a_fresh_worker() {
     let yielder = sup.yielder();
     let mut seen = 0;
     let outcome = sup
-        .run(&job, None, Budget::Active, &mut |_| {
+        .run(&admitted(job.clone()), None, Budget::Active, &mut |_| {
             seen += 1;
             if seen == 2 {
                 yielder.request();
@@ -64,7 +64,12 @@ fn checkpoint_resumes_in_a_fresh_worker() {
 
     let mut fresh = supervisor();
     let Outcome::Done(result) = fresh
-        .run(&job, Some(&checkpoint), Budget::Idle, &mut |_| {})
+        .run(
+            &admitted(job.clone()),
+            Some(&checkpoint),
+            Budget::Idle,
+            &mut |_| {},
+        )
         .unwrap()
     else {
         panic!("expected the job to finish from its checkpoint");
@@ -78,7 +83,12 @@ fn checkpoint_resumes_in_a_fresh_worker() {
     // A checkpoint from another job is refused.
     let other = long_hash_job([8, 1, 1]);
     let err = fresh
-        .run(&other, Some(&checkpoint), Budget::Idle, &mut |_| {})
+        .run(
+            &admitted(other.clone()),
+            Some(&checkpoint),
+            Budget::Idle,
+            &mut |_| {},
+        )
         .unwrap_err();
     assert!(err.to_string().contains("checkpoint"), "{err}");
 }
@@ -89,7 +99,9 @@ fn checkpoints_that_do_not_fit_the_job_are_refused() {
     let mut sup = supervisor();
     let yielder = sup.yielder();
     let outcome = sup
-        .run(&job, None, Budget::Active, &mut |_| yielder.request())
+        .run(&admitted(job.clone()), None, Budget::Active, &mut |_| {
+            yielder.request()
+        })
         .unwrap();
     assert!(matches!(outcome, Outcome::Yielded(_)), "{outcome:?}");
     let good = sup.checkpoint().unwrap();
@@ -103,13 +115,23 @@ fn checkpoints_that_do_not_fit_the_job_are_refused() {
     past_end.progress.step = 1;
     for bad in [outside, other_grid, past_end] {
         let err = sup
-            .run(&job, Some(&bad), Budget::Idle, &mut |_| {})
+            .run(
+                &admitted(job.clone()),
+                Some(&bad),
+                Budget::Idle,
+                &mut |_| {},
+            )
             .unwrap_err();
         assert!(err.to_string().contains("checkpoint"), "{err}");
     }
     // The worker is still healthy and the good checkpoint still finishes the job.
     let Outcome::Done(result) = sup
-        .run(&job, Some(&good), Budget::Idle, &mut |_| {})
+        .run(
+            &admitted(job.clone()),
+            Some(&good),
+            Budget::Idle,
+            &mut |_| {},
+        )
         .unwrap()
     else {
         panic!("expected the job to finish");
@@ -132,7 +154,7 @@ fn a_worker_that_died_while_idle_is_replaced() {
     std::thread::sleep(std::time::Duration::from_millis(100));
     // The first attempt finds it dead; the next one runs in a fresh worker.
     let job = example("vector_add");
-    let first = sup.run(&job, None, Budget::Idle, &mut |_| {});
+    let first = sup.run(&admitted(job.clone()), None, Budget::Idle, &mut |_| {});
     assert!(
         matches!(first, Err(compute::supervisor::JobError::WorkerDied(_))),
         "{first:?}"

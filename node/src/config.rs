@@ -10,13 +10,13 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use ts_rs::TS;
 
 /// The documented example config, every key at its default.
 pub const EXAMPLE: &str = include_str!("../config.example.toml");
 
 /// The whole configuration.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Where the node keeps its files.
@@ -34,7 +34,8 @@ pub struct Config {
 }
 
 /// Where the relay node may send its clients' traffic.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum EgressMode {
     /// Peer relay only: clients reach each other; the node dials nothing itself.
@@ -47,7 +48,8 @@ pub enum EgressMode {
 }
 
 /// `[relay]`: the relay node.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields, default)]
 pub struct RelayConfig {
     /// The UDP port the node listens on.
@@ -75,7 +77,8 @@ impl Default for RelayConfig {
 }
 
 /// `[node]`: where the node keeps its files.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeConfig {
     /// The ledger file; `None` means the platform data directory.
@@ -85,7 +88,8 @@ pub struct NodeConfig {
 }
 
 /// `[lending]`: when lending starts.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields, default)]
 pub struct LendingConfig {
     /// Minutes without keyboard or mouse input before lending starts.
@@ -108,7 +112,8 @@ impl Default for LendingConfig {
 }
 
 /// `[gpu]`: GPU lending limits.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields, default)]
 pub struct GpuConfig {
     /// Lend the GPU at all.
@@ -136,7 +141,8 @@ impl Default for GpuConfig {
 }
 
 /// `[bandwidth]`: bandwidth lending limits.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields, default)]
 pub struct BandwidthConfig {
     /// Lend bandwidth at all.
@@ -170,7 +176,8 @@ impl Default for BandwidthConfig {
 /// `[updates]`: whether and where the tray app looks for a newer Spare. It only tells
 /// the owner; installing waits for their click. Headless installs update with their
 /// package manager, so `spare daemon` reads none of this.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields, default)]
 pub struct UpdatesConfig {
     /// Check at start and once a day, and notify when a newer Spare is out.
@@ -219,7 +226,8 @@ pub fn endpoint_problem(endpoint: &str) -> Option<String> {
 }
 
 /// One thing wrong with a config file.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Problem {
     /// The key, as `section.key`, when known.
     pub key: Option<String>,

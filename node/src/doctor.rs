@@ -12,7 +12,8 @@ use crate::identity::{self, KeyStore};
 use crate::{ResourceState, Status, control};
 
 /// One check.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Check {
     /// What was checked, e.g. `keyring`.
     pub name: &'static str,

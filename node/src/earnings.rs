@@ -9,7 +9,8 @@ use ledger::{EarningsRow, EntryKind, Ledger, MicroCredits, Period, Total};
 use serde::Serialize;
 
 /// Credits split by where they came from. Amounts in micro-credits.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Split {
     /// From GPU jobs.
     pub gpu_micro: i64,
@@ -48,7 +49,8 @@ impl Split {
 }
 
 /// One period of earnings on one network.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct PeriodRow {
     /// First day of the period.
     pub start: NaiveDate,
@@ -64,7 +66,8 @@ pub struct PeriodRow {
 }
 
 /// Demo work, kept apart: real receipts from the built-in demo, worth nothing.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct DemoSummary {
     /// GPU jobs run for the demo requester.
     pub gpu_jobs: u64,
@@ -79,12 +82,13 @@ pub struct DemoSummary {
 }
 
 /// An earnings report.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Report {
     /// The ledger file read.
     pub ledger: String,
     /// `day`, `week` or `month`.
-    #[ts(as = "crate::ledger_view::PeriodTs")]
+    #[cfg_attr(feature = "ts", ts(as = "crate::ledger_view::PeriodTs"))]
     pub period: Period,
     /// The first local date included, if limited.
     pub since: Option<NaiveDate>,

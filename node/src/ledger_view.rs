@@ -2,9 +2,10 @@
 //! signature in hex so they can be checked by anyone, and the outcome of a check, as
 //! plain serializable values for the tray app's Ledger screen.
 //!
-//! The dashboard's TypeScript types are generated from these (ts-rs); `receipt` and
-//! `ledger` know nothing of TypeScript, so the ledger's own types that the dashboard
-//! names (`EntryKind`, `Period`) are given their TypeScript shape here.
+//! The dashboard's TypeScript types are generated from these (ts-rs, with the `ts`
+//! feature, which only the tray app turns on); `receipt` and `ledger` know nothing of
+//! TypeScript, so the ledger's own types that the dashboard names (`EntryKind`,
+//! `Period`) are given their TypeScript shape here.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -17,15 +18,16 @@ use serde::Serialize;
 pub const MAX_PAGE: u32 = 1_000;
 
 /// One ledger entry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
-#[ts(rename = "Entry")]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "Entry"))]
 pub struct EntryView {
     /// Position in the chain, from 1.
     pub seq: u64,
     /// When the receipt was issued, Unix milliseconds.
     pub time_ms: i64,
     /// `gpu_job`, `relay_session`, `adjustment` or `payout`.
-    #[ts(as = "EntryKindTs")]
+    #[cfg_attr(feature = "ts", ts(as = "EntryKindTs"))]
     pub kind: EntryKind,
     /// The network (`demo` work is never earnings).
     pub network: String,
@@ -47,6 +49,7 @@ pub struct EntryView {
 
 /// `ledger::EntryKind` in TypeScript: what an entry is for. Credits come from work;
 /// payouts take credit out.
+#[cfg(feature = "ts")]
 #[derive(ts_rs::TS)]
 #[ts(rename = "EntryKind", rename_all = "snake_case")]
 pub enum EntryKindTs {
@@ -62,6 +65,7 @@ pub enum EntryKindTs {
 
 /// `ledger::Period` in TypeScript: the length of the calendar periods earnings are
 /// grouped by.
+#[cfg(feature = "ts")]
 #[derive(ts_rs::TS)]
 #[ts(rename = "Period", rename_all = "lowercase")]
 pub enum PeriodTs {
@@ -74,8 +78,9 @@ pub enum PeriodTs {
 }
 
 /// The outcome of checking the ledger (`ledger::VerifyReport`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
-#[ts(rename = "VerifyReport")]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "VerifyReport"))]
 pub struct VerifyView {
     /// Entries whose chain link and fields were checked.
     pub entries: u64,
@@ -86,7 +91,8 @@ pub struct VerifyView {
 }
 
 /// Something the check found wrong.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct VerifyProblem {
     /// The first bad entry's sequence number (0 for the earnings totals table).
     pub seq: u64,

@@ -35,7 +35,8 @@ pub const MAX_FILE_BYTES: u64 = 5_000_000;
 pub const KEEP: usize = 4;
 
 /// How bad a line is, most severe first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     /// Something failed.
@@ -68,7 +69,8 @@ impl std::str::FromStr for LogLevel {
 }
 
 /// One line of a log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct LogLine {
     /// When, local time, RFC 3339 (`2026-12-06T19:25:25.123+01:00`).
     pub time: String,
@@ -81,7 +83,8 @@ pub struct LogLine {
 }
 
 /// The log folder and its newest lines, for the dashboard.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct LogView {
     /// The OS log folder the files are in.
     pub folder: String,

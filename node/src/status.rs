@@ -9,7 +9,8 @@ use crate::config::EgressMode;
 use crate::lending::{Decision, PauseUntil, Resource};
 
 /// How long a pause lasts, as the owner asks for it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum PauseFor {
     /// A while.
@@ -66,9 +67,10 @@ impl std::str::FromStr for PauseFor {
 }
 
 /// Which resources a command is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
-#[ts(rename = "PauseTarget")]
+#[cfg_attr(feature = "ts", ts(rename = "PauseTarget"))]
 pub enum Target {
     /// GPU time.
     Gpu,
@@ -113,9 +115,10 @@ impl std::str::FromStr for Target {
 }
 
 /// What a resource is doing.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
-#[ts(rename = "LendingState")]
+#[cfg_attr(feature = "ts", ts(rename = "LendingState"))]
 pub enum State {
     /// Lent now.
     Lending,
@@ -137,7 +140,8 @@ impl std::fmt::Display for State {
 }
 
 /// One resource's state, as `spare status --json` reports it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ResourceState {
     /// `lending`, `waiting` or `paused`.
     pub state: State,
@@ -166,7 +170,8 @@ impl ResourceState {
 }
 
 /// The GPU side of the status.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct GpuStatus {
     /// State and reason.
     #[serde(flatten)]
@@ -196,7 +201,8 @@ pub struct GpuStatus {
 }
 
 /// The bandwidth side of the status.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct BandwidthStatus {
     /// State and reason.
     #[serde(flatten)]
@@ -224,7 +230,8 @@ pub struct BandwidthStatus {
 }
 
 /// What the signals read last.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SignalsStatus {
     /// The input-idle reader in use.
     pub input_backend: String,
@@ -242,7 +249,8 @@ pub struct SignalsStatus {
 }
 
 /// Everything `spare status --json` reports (schema in `node/STATUS.md`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Status {
     /// The schema version of this object.
     pub schema: u32,

@@ -19,7 +19,8 @@ const SLOW_EVERY: Duration = Duration::from_secs(5);
 const NVIDIA_SMI_LIMIT: Duration = Duration::from_secs(3);
 
 /// One reading of the machine. `None` means unknown or not applicable.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct MachineReading {
     /// Running on battery power (`None`: no battery, or unknown).
     pub on_battery: Option<bool>,

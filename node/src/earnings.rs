@@ -2,7 +2,7 @@
 //! with demo work kept apart and never counted as earnings.
 //!
 //! The report is a plain serializable value; the CLI prints it as text or JSON and
-//! the tray app will show the same value.
+//! the tray app's Earnings screen shows the same value.
 
 use chrono::{FixedOffset, NaiveDate};
 use ledger::{EarningsRow, EntryKind, Ledger, MicroCredits, Period, Total};

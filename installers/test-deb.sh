@@ -63,7 +63,7 @@ trap cleanup EXIT
 
 # The owner's files: a key file and a config with a port of its own, in a private home.
 export HOME=$home XDG_CONFIG_HOME=$home/.config XDG_DATA_HOME=$home/.local/share \
-  XDG_CACHE_HOME=$home/.cache
+  XDG_CACHE_HOME=$home/.cache XDG_STATE_HOME=$home/.local/state
 mkdir -p "$XDG_CONFIG_HOME/spare" "$XDG_DATA_HOME/spare"
 chmod 700 "$XDG_DATA_HOME/spare"
 port=$((30000 + RANDOM % 20000))
@@ -120,6 +120,8 @@ kill -TERM "$app_pid"
 for _ in $(seq 1 100); do kill -0 "$app_pid" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$app_pid" 2>/dev/null; then fail "the app did not quit within 10 s of SIGTERM"; fi
 wait "$app_pid" || fail "the app exited with status $? on SIGTERM"
+grep -q "node stopped" "$XDG_STATE_HOME/spare/logs/app.log" ||
+  fail "the installed app's log ($XDG_STATE_HOME/spare/logs/app.log) does not say the node stopped"
 app_pid=
 
 # The installed app updates itself: Settings, Check now, Install; dpkg replaces it and

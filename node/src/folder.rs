@@ -34,7 +34,6 @@ pub(crate) fn take_lock(dir: &Path) -> anyhow::Result<Result<File, Busy>> {
     if file.try_lock().is_err() {
         let mut pid = String::new();
         let _ = file.read_to_string(&mut pid);
-        let pid = pid.trim();
         return Ok(Err(Busy {
             pid: pid.trim().to_owned(),
         }));

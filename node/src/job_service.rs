@@ -43,12 +43,25 @@ pub struct JobService {
     pub seen: Mutex<HashSet<[u8; 32]>>,
     /// Where finished orders go: the ledger writer.
     pub finished: mpsc::UnboundedSender<ledger::VerifiedReceipt>,
+    /// Requesters' connections at once (`MAX_CONNECTIONS`): so requesters cannot take
+    /// the endpoint's room from relay clients.
+    pub connections: Arc<tokio::sync::Semaphore>,
 }
+
+/// Requesters' connections at once.
+pub const MAX_CONNECTIONS: usize = 256;
 
 impl ProtocolHandler for JobService {
     /// Serves a requester's connection, each stream one request, until it closes.
     fn accept(self: Arc<Self>, conn: quinn::Connection) -> Serving {
         Box::pin(async move {
+            let Ok(_connection) = self.connections.clone().try_acquire_owned() else {
+                conn.close(
+                    quinn::VarInt::from_u32(9),
+                    b"this node serves as many requesters as it can: try again later",
+                );
+                return;
+            };
             let open = Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS));
             while let Ok((send, recv)) = conn.accept_bi().await {
                 let Ok(permit) = open.clone().try_acquire_owned() else {

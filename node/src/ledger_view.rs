@@ -173,6 +173,50 @@ mod tests {
     use ed25519_dalek::SigningKey;
     use ledger::{EntryKind, MicroCredits, Network, PartyId, Receipt};
 
+    /// The TypeScript shapes given here name exactly what serde writes for the ledger's
+    /// own types, so the dashboard and the node cannot drift apart.
+    #[cfg(feature = "ts")]
+    #[test]
+    fn the_typescript_shapes_match_the_ledgers_serde_names() {
+        use ts_rs::TS as _;
+        let names = |values: Vec<serde_json::Value>| {
+            values
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        };
+        let kinds = [
+            EntryKind::GpuJob,
+            EntryKind::RelaySession,
+            EntryKind::Adjustment,
+            EntryKind::Payout,
+        ];
+        assert_eq!(
+            EntryKindTs::inline(&ts_rs::Config::default()),
+            names(
+                kinds
+                    .iter()
+                    .map(|k| serde_json::to_value(k).unwrap())
+                    .collect()
+            )
+        );
+        let periods = [
+            ledger::Period::Day,
+            ledger::Period::Week,
+            ledger::Period::Month,
+        ];
+        assert_eq!(
+            PeriodTs::inline(&ts_rs::Config::default()),
+            names(
+                periods
+                    .iter()
+                    .map(|p| serde_json::to_value(p).unwrap())
+                    .collect()
+            )
+        );
+    }
+
     #[test]
     fn pages_show_every_entry_with_its_signed_receipt() {
         let dir = tempfile::tempdir().unwrap();

@@ -3,10 +3,12 @@
 //! `spare logs` and the dashboard's Logs view.
 //!
 //! Each long-running program writes its own file (`daemon.log`, `app.log`,
-//! `relay.log`), so two programs never write one file. A file that reaches its size
-//! cap is renamed `NAME.log.1` (the older ones move up to `.4`, the oldest is
-//! deleted), so the folder stays under five caps per program whatever runs for how
-//! long. Lines are plain text: the local time (RFC 3339), the level, the module that
+//! `relay-serve.log`, `relay-connect.log`, …), and holds `NAME.lock` beside it while it
+//! does, so two processes never write one file: a second one logs to stderr only. A
+//! file that reaches its size cap is renamed `NAME.log.1` (the older ones move up to
+//! `.4`, the oldest is deleted), so the folder stays under five caps per program
+//! whatever runs for how long. The folder is private to its owner (relay logs name
+//! clients' addresses). Lines are plain text: the local time (RFC 3339), the level, the module that
 //! wrote it, and the message with its fields (`job=…`, `client=…`), which is what a
 //! person follows a job or a session by.
 //!
@@ -19,7 +21,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::fmt::format::Writer;
@@ -96,25 +97,67 @@ pub struct LogView {
 pub struct RotatingFile {
     path: PathBuf,
     file: File,
+    /// `NAME.lock`, locked for as long as this process writes `NAME.log`.
+    _lock: File,
     written: u64,
     max_bytes: u64,
     keep: usize,
 }
 
+/// Why a log file could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Another process writes this log.
+    #[error("another process writes {0}")]
+    Busy(PathBuf),
+    /// The folder or the file could not be made.
+    #[error("opening the log file {path}: {source}")]
+    Io {
+        /// The log file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Opens for appending, private to the owner where the OS has modes.
+fn open_private(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
 impl RotatingFile {
-    /// Opens `path` for appending (creating its folder), rotating at `max_bytes`.
-    pub fn open(path: PathBuf, max_bytes: u64, keep: usize) -> std::io::Result<RotatingFile> {
+    /// Opens `path` for appending (creating its folder, private to its owner), rotating
+    /// at `max_bytes`; `Busy` when another process writes it.
+    pub fn open(path: PathBuf, max_bytes: u64, keep: usize) -> Result<RotatingFile, OpenError> {
+        let io = |source| OpenError::Io {
+            path: path.clone(),
+            source,
+        };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            std::fs::create_dir_all(dir).map_err(io)?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+            }
         }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?;
-        let written = file.metadata()?.len();
+        let lock = open_private(&path.with_extension("lock")).map_err(io)?;
+        if lock.try_lock().is_err() {
+            return Err(OpenError::Busy(path));
+        }
+        let file = open_private(&path).map_err(io)?;
+        let written = file.metadata().map_err(io)?.len();
         Ok(RotatingFile {
             path,
             file,
+            _lock: lock,
             written,
             max_bytes,
             keep,
@@ -127,21 +170,23 @@ impl RotatingFile {
         PathBuf::from(name)
     }
 
+    /// Moves the file aside and starts a new one. The file being written is moved
+    /// first: if it cannot be (a virus scanner holding it on Windows), nothing older
+    /// is touched and writing goes on in it.
     fn rotate(&mut self) -> std::io::Result<()> {
         self.file.flush()?;
+        let aside = self.rotated(0);
+        std::fs::rename(&self.path, &aside)?;
         let _ = std::fs::remove_file(self.rotated(self.keep));
         for n in (1..self.keep).rev() {
             let _ = std::fs::rename(self.rotated(n), self.rotated(n + 1));
         }
         if self.keep > 0 {
-            std::fs::rename(&self.path, self.rotated(1))?;
+            std::fs::rename(&aside, self.rotated(1))?;
         } else {
-            std::fs::remove_file(&self.path)?;
+            std::fs::remove_file(&aside)?;
         }
-        self.file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
+        self.file = open_private(&self.path)?;
         self.written = 0;
         Ok(())
     }
@@ -150,8 +195,12 @@ impl RotatingFile {
 impl Write for RotatingFile {
     /// Each event arrives as one write of whole lines, so a file never ends mid-line.
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.written > 0 && self.written + buf.len() as u64 > self.max_bytes {
-            self.rotate()?;
+        if self.written > 0
+            && self.written + buf.len() as u64 > self.max_bytes
+            && self.rotate().is_err()
+        {
+            // Keep writing where we are; try again after another cap's worth.
+            self.written = 0;
         }
         self.file.write_all(buf)?;
         self.written += buf.len() as u64;
@@ -195,9 +244,10 @@ pub struct LogTo {
 }
 
 /// Sends this process's `tracing` events (and `log` records) to its rotating file,
-/// and to stderr when asked. Returns the file's path. Call it once, first thing; a
-/// second call changes nothing.
-pub fn init(to: LogTo) -> anyhow::Result<PathBuf> {
+/// and to stderr when asked. Returns the file's path, or `None` when another process
+/// writes that file (then the events go to stderr only, and a warning says so). Call
+/// it once, first thing; a second call changes nothing.
+pub fn init(to: LogTo) -> anyhow::Result<Option<PathBuf>> {
     let folder = match to.folder {
         Some(folder) => folder,
         None => crate::paths::log_dir()?,
@@ -207,8 +257,23 @@ pub fn init(to: LogTo) -> anyhow::Result<PathBuf> {
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
         .map_or(MAX_FILE_BYTES, |v| v.max(4096));
-    let file = RotatingFile::open(path.clone(), max_bytes, KEEP)
-        .with_context(|| format!("opening the log file {}", path.display()))?;
+    let file = match RotatingFile::open(path.clone(), max_bytes, KEEP) {
+        Ok(file) => file,
+        Err(OpenError::Busy(path)) => {
+            let _ = tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_timer(LocalTime)
+                .with_writer(std::io::stderr)
+                .with_env_filter(filter())
+                .try_init();
+            tracing::warn!(
+                "another process writes {}; this one logs to stderr only",
+                path.display()
+            );
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let file_layer = tracing_subscriber::fmt::layer()
         .with_ansi(false)
         .with_timer(LocalTime)
@@ -225,7 +290,7 @@ pub fn init(to: LogTo) -> anyhow::Result<PathBuf> {
         .with(file_layer)
         .with(stderr_layer)
         .try_init();
-    Ok(path)
+    Ok(Some(path))
 }
 
 /// Sends this process's warnings and errors to stderr only: the one-shot commands,
@@ -350,6 +415,12 @@ mod tests {
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names.len(), 3, "{names:?}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "the log is private");
+        }
         for p in files(dir.path()) {
             let len = std::fs::metadata(&p).unwrap().len();
             assert!(len <= 100, "{} is {len} bytes", p.display());
@@ -358,6 +429,12 @@ mod tests {
         }
         // The newest lines are in the file being written.
         assert!(std::fs::read_to_string(&path).unwrap().contains("line 19"));
+        // A second writer is refused while the first holds the file.
+        assert!(matches!(
+            RotatingFile::open(path.clone(), 100, 2),
+            Err(OpenError::Busy(_))
+        ));
+        drop(file);
         // Reopening appends and still counts what is there.
         let mut again = RotatingFile::open(path.clone(), 100, 2).unwrap();
         again.write_all(&[b'x'; 90]).unwrap();

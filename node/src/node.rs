@@ -43,9 +43,6 @@ use signals::{self, InputIdle, Machine, Schedule};
 mod core;
 mod policy_thread;
 
-/// Requesters' connections at once, beside the relay's `max_clients`.
-const MAX_REQUESTER_CONNECTIONS: usize = 256;
-
 /// The network real work is recorded on.
 pub const NETWORK: &str = "spare";
 
@@ -298,8 +295,8 @@ fn start_lane(
     GpuLane::start(runner).context("starting the GPU lane")
 }
 
-/// The ledger writer: finished job orders and relay sessions, in the order they finish,
-/// through the one recorder.
+/// The ledger writer: finished job orders and relay sessions through the one recorder,
+/// each kind in the order it finishes (orders first when both wait).
 struct Writer {
     finished: mpsc::UnboundedSender<ledger::VerifiedReceipt>,
     sessions: mpsc::UnboundedSender<relay::node::SessionRecord>,
@@ -377,8 +374,8 @@ impl Node {
             bind: relay_config.bind,
             idle_timeout: relay_config.idle_timeout,
             max_streams: relay_config.max_flows_per_client,
-            // Relay clients and requesters together; each protocol keeps its own cap.
-            max_connections: relay_config.max_clients + MAX_REQUESTER_CONNECTIONS,
+            // Relay clients and requesters together; each protocol also caps its own.
+            max_connections: relay_config.max_clients + crate::job_service::MAX_CONNECTIONS,
             handshake_timeout: relay_config.handshake_timeout,
         };
         let relay = RelayService::new(relay_config);
@@ -401,6 +398,9 @@ impl Node {
             gpu_disabled: !config.gpu.enabled,
             seen: Mutex::new(Default::default()),
             finished: finished_tx,
+            connections: Arc::new(tokio::sync::Semaphore::new(
+                crate::job_service::MAX_CONNECTIONS,
+            )),
         });
         let (router, listening, ticket) = serve(&config, router_config, relay.clone(), jobs)?;
 

@@ -92,7 +92,12 @@ impl Recorder {
     /// A running session's latest promise is written beside the ledger; a finished
     /// session's goes into the ledger and its checkpoint is removed.
     pub fn record_session(&self, record: SessionRecord) {
+        self.write_session(record);
+        // Counted once written, so whoever is told of it reads the new earnings.
         self.recorded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn write_session(&self, record: SessionRecord) {
         let Some(receipt) = record.receipt else {
             return;
         };

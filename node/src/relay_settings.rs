@@ -24,7 +24,7 @@ pub fn ticket_addresses(config: &Config, port: u16) -> anyhow::Result<Vec<Socket
     if !configured.is_empty() {
         return Ok(configured);
     }
-    let mut own: Vec<SocketAddr> = relay::addresses::own()
+    let mut own: Vec<SocketAddr> = relay::addresses::interfaces()
         .into_iter()
         .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
         .filter(

@@ -1,16 +1,24 @@
 //! This machine's own addresses and its default gateways, read from the OS: the
 //! driver's input to the egress policy (`policy.rs` only compares addresses; it reads
-//! nothing), and the addresses a ticket names by default.
+//! nothing); the interface addresses alone are what a ticket names by default.
 
 use std::net::{IpAddr, Ipv4Addr};
 
 /// This machine's own addresses (every interface) and its default gateways: egress
 /// never connects to them, whatever mode the policy is in.
 pub fn own() -> Vec<IpAddr> {
+    let mut out = interfaces();
+    out.extend(gateways());
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// This machine's interface addresses (no gateways): what a ticket may name.
+pub fn interfaces() -> Vec<IpAddr> {
     let mut out: Vec<IpAddr> = if_addrs::get_if_addrs()
         .map(|ifs| ifs.into_iter().map(|i| i.ip()).collect())
         .unwrap_or_default();
-    out.extend(gateways());
     out.sort();
     out.dedup();
     out

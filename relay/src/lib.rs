@@ -11,7 +11,10 @@
 //! - `metering`: bytes relayed against the client's signed usage promises;
 //! - `ticket`: the pasteable string naming a node and its addresses;
 //! - `tls`: TLS identities from ed25519 keys (raw public keys, pinned node ids);
-//! - `node`: the node's endpoint: peer relay and TCP egress;
+//! - `session`: one session's handshake, flow-open rate and checkpoints (sans-IO);
+//! - `endpoint`: a QUIC endpoint for whoever owns it (the node's router);
+//! - `node`: `RelayService`, relay sessions on connections it is handed: peer relay
+//!   and egress; `RelayNode`, a standalone relay with an endpoint of its own;
 //! - `client`: connecting through a node, peer forwards, a local SOCKS5 proxy;
 //! - `addresses`: the machine's own addresses and gateways, read from the OS for the
 //!   driver (the egress policy refuses them; tickets name them by default).

@@ -40,7 +40,9 @@ pub struct NodeConfig {
     pub bind: SocketAddr,
     /// Egress: `None` relays only between peers, never dialling anywhere itself.
     pub egress: Option<EgressPolicy>,
-    /// Connected clients at most; more are refused before the handshake.
+    /// Connected clients at most; more are refused (a standalone `RelayNode` refuses
+    /// them before the handshake; behind the node's router, which cannot know a
+    /// connection's protocol before its handshake, they are closed with the reason).
     pub max_clients: usize,
     /// Deadline for the TLS handshake.
     pub handshake_timeout: Duration,
@@ -176,8 +178,8 @@ impl RelayService {
         })
     }
 
-    /// Counts a client from before its handshake, for as long as the slot lives;
-    /// `None` when `max_clients` are connected already (refuse the connection).
+    /// Counts a client for as long as the slot lives (from before its handshake in a
+    /// standalone `RelayNode`); `None` when `max_clients` are connected already.
     pub fn try_reserve(self: &Arc<Self>) -> Option<ClientSlot> {
         let taken = self.clients.fetch_add(1, Ordering::SeqCst);
         let slot = ClientSlot(self.clone());
@@ -202,7 +204,8 @@ impl RelayService {
         )
     }
 
-    /// Clients connected now (handshakes in progress included).
+    /// Clients connected now (in a standalone `RelayNode`, handshakes in progress
+    /// included).
     pub fn clients(&self) -> usize {
         self.clients.load(Ordering::SeqCst)
     }
@@ -372,6 +375,9 @@ async fn refuse_session(control_send: &mut quinn::SendStream, message: String) {
 /// A session past its handshake: the client, its control stream and the session core.
 struct Opened {
     client: PartyId,
+    /// Whether bandwidth lending stopped, subscribed before `Hello` was answered so a
+    /// stop while `Welcome` is on its way is not missed.
+    stops: tokio::sync::watch::Receiver<Option<String>>,
     session: Session,
     session_id: [u8; 32],
     control_send: quinn::SendStream,
@@ -406,7 +412,8 @@ async fn open_session(shared: &RelayService, conn: &quinn::Connection) -> Option
     let first = io::read_frame(&mut control_recv, config.first_frame_timeout)
         .await
         .ok();
-    let stopped = shared.stopped.borrow().clone();
+    let mut stops = shared.stopped.subscribe();
+    let stopped = stops.borrow_and_update().clone();
     let welcome = match session.handle_hello(first.as_ref(), stopped.as_deref()) {
         Hello::Welcome(welcome) => welcome,
         Hello::Refuse(message) => {
@@ -436,6 +443,7 @@ async fn open_session(shared: &RelayService, conn: &quinn::Connection) -> Option
     );
     Some(Opened {
         client,
+        stops,
         session,
         session_id,
         control_send,
@@ -447,6 +455,7 @@ async fn serve_connection(shared: Arc<RelayService>, conn: quinn::Connection, _s
     let config = &shared.config;
     let Some(Opened {
         client,
+        stops,
         mut session,
         session_id,
         mut control_send,
@@ -455,7 +464,7 @@ async fn serve_connection(shared: Arc<RelayService>, conn: quinn::Connection, _s
     else {
         return;
     };
-    tokio::spawn(close_when_stopped(shared.clone(), conn.clone()));
+    tokio::spawn(close_when_stopped(stops, conn.clone()));
     // One writer owns the control stream; flows and the control reader send to it.
     let (control_tx, mut control_rx) = mpsc::unbounded_channel::<Frame>();
     tokio::spawn(async move {
@@ -598,8 +607,10 @@ async fn serve_control(
 }
 
 /// Closes the connection with the reason when lending bandwidth stops.
-async fn close_when_stopped(shared: Arc<RelayService>, conn: quinn::Connection) {
-    let mut stops = shared.stopped.subscribe();
+async fn close_when_stopped(
+    mut stops: tokio::sync::watch::Receiver<Option<String>>,
+    conn: quinn::Connection,
+) {
     loop {
         tokio::select! {
             _ = conn.closed() => return,

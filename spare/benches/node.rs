@@ -198,6 +198,7 @@ fn start_daemon(home: &Path, demo: bool) -> Daemon {
     cmd.env("HOME", home)
         .env("XDG_CONFIG_HOME", home.join(".config"))
         .env("XDG_DATA_HOME", home.join(".local/share"))
+        .env("XDG_STATE_HOME", home.join(".local/state"))
         .env_remove("DISPLAY")
         .env_remove("WAYLAND_DISPLAY")
         .args(["--key-file"])

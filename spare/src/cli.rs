@@ -327,25 +327,41 @@ pub fn main() -> ExitCode {
     // journald); the others print their answer, with warnings on stderr.
     let program = match &cli.command {
         Command::Daemon { .. } => Some("daemon"),
-        Command::Relay { .. } => Some("relay"),
+        Command::Relay { command } => Some(match command {
+            RelayCommand::Serve { .. } => "relay-serve",
+            RelayCommand::Connect { .. } => "relay-connect",
+            RelayCommand::Listen { .. } => "relay-listen",
+            RelayCommand::Dial { .. } => "relay-dial",
+        }),
         _ => None,
     };
-    match program {
-        Some(program) => {
-            if let Err(e) = logs::init(LogTo {
-                program,
-                folder: None,
-                stderr: true,
-            }) {
+    let logging = match program {
+        Some(program) => match logs::init(LogTo {
+            program,
+            folder: None,
+            stderr: true,
+        }) {
+            Ok(file) => file.is_some(),
+            Err(e) => {
                 eprintln!("warning: {e:#}; logging to stderr only");
                 logs::init_stderr();
+                false
             }
+        },
+        None => {
+            logs::init_stderr();
+            false
         }
-        None => logs::init_stderr(),
-    }
+    };
     match run(cli) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::from(1),
+        // A program that logs to a file says why it stopped there too (a service
+        // manager may keep no stderr): the log line goes to stderr as well.
+        Err(e) if logging => {
+            tracing::error!("stopped: {e:#}");
+            ExitCode::from(1)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)

@@ -37,9 +37,16 @@ pub fn print(
         );
     }
     // Where each file being written ends now, so following starts after what is shown.
-    let mut offsets: HashMap<PathBuf, u64> = current(folder)
+    let mut followed: HashMap<PathBuf, Followed> = current(folder)
         .into_iter()
-        .filter_map(|p| Some((p.clone(), std::fs::metadata(&p).ok()?.len())))
+        .filter_map(|p| {
+            let meta = std::fs::metadata(&p).ok()?;
+            let at = Followed {
+                offset: meta.len(),
+                id: identity(&meta),
+            };
+            Some((p, at))
+        })
         .collect();
     let newest = logs::read(folder, level, lines);
     for line in newest.iter().rev() {
@@ -51,35 +58,65 @@ pub fn print(
     loop {
         std::thread::sleep(FOLLOW_EVERY);
         for file in current(folder) {
-            let Ok(len) = std::fs::metadata(&file).map(|m| m.len()) else {
+            let Ok(meta) = std::fs::metadata(&file) else {
                 continue;
             };
-            let offset = offsets.entry(file.clone()).or_insert(0);
-            if len < *offset {
-                // Rotated: the file was renamed and a new one started.
-                *offset = 0;
-            }
-            if len == *offset {
-                continue;
-            }
-            let mut text = String::new();
-            let read = std::fs::File::open(&file).and_then(|mut f| {
-                f.seek(SeekFrom::Start(*offset))?;
-                f.take(len - *offset).read_to_string(&mut text)
-            });
-            if read.is_err() {
-                continue;
-            }
-            // Only whole lines: the rest is read again when it is complete.
-            let Some(end) = text.rfind('\n') else {
-                continue;
-            };
-            *offset += end as u64 + 1;
-            for line in logs::parse(&text[..end]) {
-                if level.is_none_or(|level| line.level <= level) {
-                    println!("{}", show(&line));
+            let id = identity(&meta);
+            let at = followed
+                .entry(file.clone())
+                .or_insert(Followed { offset: 0, id });
+            if at.id != id || meta.len() < at.offset {
+                // Rotated: what was written before the rename is now `NAME.log.1`.
+                let mut moved = file.clone().into_os_string();
+                moved.push(".1");
+                let moved = PathBuf::from(moved);
+                let same = std::fs::metadata(&moved).is_ok_and(|m| identity(&m) == at.id);
+                if same && at.id.is_some() {
+                    print_new(&moved, &mut at.offset, level);
                 }
+                *at = Followed { offset: 0, id };
             }
+            print_new(&file, &mut at.offset, level);
+        }
+    }
+}
+
+/// Where `spare logs --follow` is in one file.
+struct Followed {
+    offset: u64,
+    /// The file's identity (its inode on Unix), to tell a rotation from growth.
+    id: Option<u64>,
+}
+
+#[cfg(unix)]
+fn identity(meta: &std::fs::Metadata) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt as _;
+    Some(meta.ino())
+}
+
+#[cfg(not(unix))]
+fn identity(_meta: &std::fs::Metadata) -> Option<u64> {
+    None
+}
+
+/// Prints the whole lines of `path` after `offset` at `level` or worse, and moves
+/// `offset` past them; a line still being written is read again when complete.
+fn print_new(path: &Path, offset: &mut u64, level: Option<LogLevel>) {
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(path).and_then(|mut f| {
+        f.seek(SeekFrom::Start(*offset))?;
+        f.read_to_end(&mut bytes)
+    });
+    if read.is_err() {
+        return;
+    }
+    let Some(end) = bytes.iter().rposition(|b| *b == b'\n') else {
+        return;
+    };
+    *offset += end as u64 + 1;
+    for line in logs::parse(&String::from_utf8_lossy(&bytes[..end])) {
+        if level.is_none_or(|level| line.level <= level) {
+            println!("{}", show(&line));
         }
     }
 }

@@ -4,9 +4,9 @@
 //! sensor or a socket. The driver (`policy_thread.rs`) reads the signals and the
 //! relay's counters, passes them in with `now`, and carries out what comes back.
 //!
-//! Order of calls, each round: `handle_command` for each request of the owner's that
-//! arrived; `needs_machine_reading(now)`, and only then the slower machine readings;
-//! `handle_tick(now, tick)`; `poll_action` until it answers `None`; then wait up to
+//! Order of calls, each round: `handle_pause` or `handle_resume` for each request of the
+//! owner's that arrived; `needs_machine_reading(now)`, and only then the slower machine
+//! readings; `handle_tick(now, tick)`; `poll_action` until it answers `None`; then wait up to
 //! `poll_timeout()` for the next request. The core logs what changed (through
 //! `tracing`, as quinn-proto does), so a person can follow the decisions.
 

@@ -351,78 +351,86 @@ impl Config {
     }
 
     fn range_problems(&self, text: &str) -> Vec<Problem> {
+        let (l, g, b) = (&self.lending, &self.gpu, &self.bandwidth);
+        // Each numeric key with its value, the range allowed and the unit people read.
+        let ranges: [(&str, &str, u32, RangeInclusive<u32>, &str); 8] = [
+            (
+                "lending",
+                "idle_minutes",
+                l.idle_minutes,
+                1..=1440,
+                "minutes",
+            ),
+            (
+                "gpu",
+                "max_duty_cycle_percent",
+                g.max_duty_cycle_percent,
+                1..=100,
+                "percent",
+            ),
+            (
+                "gpu",
+                "max_temperature_c",
+                g.max_temperature_c,
+                50..=100,
+                "°C",
+            ),
+            (
+                "gpu",
+                "max_job_memory_mb",
+                g.max_job_memory_mb,
+                1..=4096,
+                "MB",
+            ),
+            (
+                "bandwidth",
+                "upload_kbps",
+                b.upload_kbps,
+                0..=100_000_000,
+                "kbit/s (0 = no cap)",
+            ),
+            (
+                "bandwidth",
+                "download_kbps",
+                b.download_kbps,
+                0..=100_000_000,
+                "kbit/s (0 = no cap)",
+            ),
+            (
+                "bandwidth",
+                "daily_quota_mb",
+                b.daily_quota_mb,
+                0..=100_000_000,
+                "MB (0 = no quota)",
+            ),
+            (
+                "bandwidth",
+                "monthly_quota_gb",
+                b.monthly_quota_gb,
+                0..=1_000_000,
+                "GB (0 = no quota)",
+            ),
+        ];
+        let mut out: Vec<Problem> = ranges
+            .into_iter()
+            .filter(|(_, _, value, range, _)| !range.contains(value))
+            .map(|(section, key, value, range, unit)| Problem {
+                key: Some(format!("{section}.{key}")),
+                line: locate(text, section, key),
+                message: format!(
+                    "{value} is out of range: allowed {} to {} {unit}",
+                    range.start(),
+                    range.end()
+                ),
+            })
+            .collect();
+        out.extend(self.rule_problems(text));
+        out
+    }
+
+    /// The problems of the keys that are not plain numbers: rules, names, addresses.
+    fn rule_problems(&self, text: &str) -> Vec<Problem> {
         let mut out = Vec::new();
-        let mut check =
-            |section: &str, key: &str, value: u32, range: RangeInclusive<u32>, unit: &str| {
-                if !range.contains(&value) {
-                    out.push(Problem {
-                        key: Some(format!("{section}.{key}")),
-                        line: locate(text, section, key),
-                        message: format!(
-                            "{value} is out of range: allowed {} to {} {unit}",
-                            range.start(),
-                            range.end()
-                        ),
-                    });
-                }
-            };
-        check(
-            "lending",
-            "idle_minutes",
-            self.lending.idle_minutes,
-            1..=1440,
-            "minutes",
-        );
-        check(
-            "gpu",
-            "max_duty_cycle_percent",
-            self.gpu.max_duty_cycle_percent,
-            1..=100,
-            "percent",
-        );
-        check(
-            "gpu",
-            "max_temperature_c",
-            self.gpu.max_temperature_c,
-            50..=100,
-            "°C",
-        );
-        check(
-            "gpu",
-            "max_job_memory_mb",
-            self.gpu.max_job_memory_mb,
-            1..=4096,
-            "MB",
-        );
-        let b = &self.bandwidth;
-        check(
-            "bandwidth",
-            "upload_kbps",
-            b.upload_kbps,
-            0..=100_000_000,
-            "kbit/s (0 = no cap)",
-        );
-        check(
-            "bandwidth",
-            "download_kbps",
-            b.download_kbps,
-            0..=100_000_000,
-            "kbit/s (0 = no cap)",
-        );
-        check(
-            "bandwidth",
-            "daily_quota_mb",
-            b.daily_quota_mb,
-            0..=100_000_000,
-            "MB (0 = no quota)",
-        );
-        check(
-            "bandwidth",
-            "monthly_quota_gb",
-            b.monthly_quota_gb,
-            0..=1_000_000,
-            "GB (0 = no quota)",
-        );
         for rule in &self.lending.schedule {
             if let Err(why) = rule.parse::<signals::Rule>() {
                 out.push(Problem {

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use compute::admission::Caps;
+use compute::supervisor::JobResult;
 use tokio::sync::mpsc;
 
 use crate::gpu_lane::{GpuLane, LaneEvent, Queued};
@@ -197,39 +198,45 @@ impl JobService {
                         "job done; sending its outputs"
                     );
                     let _ = self.finished.send(verified);
-                    let outputs = result
-                        .outputs
-                        .iter()
-                        .map(|o| OutputWire {
-                            group: o.binding.group,
-                            binding: o.binding.binding,
-                            bytes: o.bytes,
-                            blake3: o.blake3.clone(),
-                        })
-                        .collect();
-                    let done = Reply::Done {
-                        job_digest: result.job_digest.clone(),
-                        outputs,
-                        class: result.class.clone(),
-                        gpu_time_ms: result.gpu_time_ms,
-                        workgroups: result.workgroups,
-                        slices: result.slices,
-                    };
-                    if job_service::write_frame(send, &done).await.is_ok() {
-                        for o in &result.outputs {
-                            if send.write_all(&o.data).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                    let _ = send.finish();
-                    let _ = tokio::time::timeout(Duration::from_secs(10), send.stopped()).await;
+                    send_outputs(send, &result).await;
                     return Ok(());
                 }
             }
         }
         Err(refusal(Code::NodeStopping, "the node stopped"))
     }
+}
+
+/// Sends a finished job's `Done` reply and its outputs' bytes, and waits (briefly)
+/// for the requester to have them.
+async fn send_outputs(send: &mut quinn::SendStream, result: &JobResult) {
+    let outputs = result
+        .outputs
+        .iter()
+        .map(|o| OutputWire {
+            group: o.binding.group,
+            binding: o.binding.binding,
+            bytes: o.bytes,
+            blake3: o.blake3.clone(),
+        })
+        .collect();
+    let done = Reply::Done {
+        job_digest: result.job_digest.clone(),
+        outputs,
+        class: result.class.clone(),
+        gpu_time_ms: result.gpu_time_ms,
+        workgroups: result.workgroups,
+        slices: result.slices,
+    };
+    if job_service::write_frame(send, &done).await.is_ok() {
+        for o in &result.outputs {
+            if send.write_all(&o.data).await.is_err() {
+                break;
+            }
+        }
+    }
+    let _ = send.finish();
+    let _ = tokio::time::timeout(Duration::from_secs(10), send.stopped()).await;
 }
 
 fn refusal(code: Code, message: impl Into<String>) -> Refusal {

@@ -278,6 +278,18 @@ fn spawn_policy_thread(
     Ok(policy_thread)
 }
 
+/// Takes the data folder's lock, or says which process holds it.
+fn lock_folder(dir: &Path) -> Result<File, StartError> {
+    take_lock(dir)?.map_err(|busy| StartError::AlreadyRunning {
+        dir: dir.to_owned(),
+        pid: if busy.pid.is_empty() {
+            String::new()
+        } else {
+            format!(" (process {})", busy.pid)
+        },
+    })
+}
+
 /// The GPU lane for `options`' runner (default: this executable's worker mode), with
 /// the node's caps and pipeline cache.
 fn start_lane(
@@ -337,14 +349,7 @@ impl Node {
     /// Starts the node on the current tokio runtime.
     pub async fn start(mut options: NodeOptions) -> Result<Node, StartError> {
         make_private_dir(&options.data_dir)?;
-        let lock = take_lock(&options.data_dir)?.map_err(|busy| StartError::AlreadyRunning {
-            dir: options.data_dir.clone(),
-            pid: if busy.pid.is_empty() {
-                String::new()
-            } else {
-                format!(" (process {})", busy.pid)
-            },
-        })?;
+        let lock = lock_folder(&options.data_dir)?;
         let config = options.config.clone();
         let schedule = Schedule::parse(&config.lending.schedule)
             .map_err(|e| anyhow::anyhow!("lending.schedule: {e}"))?;
@@ -411,7 +416,6 @@ impl Node {
                 let _ = commands.send(Command::Wake);
             }
         }));
-        let (changes, _) = watch::channel(0u64);
         let inner = Arc::new(Inner {
             options_summary: Summary {
                 node_id: node_party.to_string(),
@@ -428,7 +432,7 @@ impl Node {
             lane,
             snapshot: Mutex::new(Snapshot::default()),
             commands: Mutex::new(commands_tx),
-            changes,
+            changes: watch::channel(0u64).0,
             recorder,
             quota_file: quota_file.clone(),
             flush: flush_tx,

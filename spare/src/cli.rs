@@ -500,31 +500,34 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             }
             Ok(Outcome::Ok)
         }
-        Command::Doctor { json } => {
-            let loaded = load_config(&cli);
-            let config = loaded.as_ref().ok().cloned().unwrap_or_default();
-            let checks = node::doctor::run(
-                loaded.as_ref().map_err(|e| format!("{e:#}")),
-                &key_store(&cli, &config),
-                &paths::data_dir()?,
-            );
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&checks)?);
-            } else {
-                print!("{}", crate::doctor::render(&checks));
-            }
-            Ok(if checks.iter().all(|c| c.ok) {
-                Outcome::Ok
-            } else {
-                Outcome::Failed
-            })
-        }
+        Command::Doctor { json } => run_doctor(&cli, *json),
         Command::Relay { command } => run_relay(&cli, command),
         Command::Ledger { command } => run_ledger(&cli, command),
         Command::Config { command } => run_config(&cli, command),
         Command::Job { command } => run_job(&cli, command),
         Command::Gpu { command } => run_gpu(command),
     }
+}
+
+/// `spare doctor`.
+fn run_doctor(cli: &Cli, json: bool) -> anyhow::Result<Outcome> {
+    let loaded = load_config(cli);
+    let config = loaded.as_ref().ok().cloned().unwrap_or_default();
+    let checks = node::doctor::run(
+        loaded.as_ref().map_err(|e| format!("{e:#}")),
+        &key_store(cli, &config),
+        &paths::data_dir()?,
+    );
+    if json {
+        println!("{}", serde_json::to_string_pretty(&checks)?);
+    } else {
+        print!("{}", crate::doctor::render(&checks));
+    }
+    Ok(if checks.iter().all(|c| c.ok) {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    })
 }
 
 /// `spare relay …`.

@@ -171,17 +171,30 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 pub fn admit(job: &Job, caps: &Caps) -> Result<Admitted, Refused> {
     let source = &job.source;
     let (module, info) = parse_and_validate(source).map_err(|r| Refused(vec![r]))?;
-    let mut problems = Vec::new();
-    let span_loc = |span: naga::Span| {
-        let loc = span.location(source);
-        if span.is_defined() {
-            (Some(loc.line_number), Some(loc.line_position))
-        } else {
-            (None, None)
-        }
+    let shader = Shader {
+        source,
+        module: &module,
+        info: &info,
     };
-
+    let mut problems = Vec::new();
     check_buffers(job, caps, &mut problems);
+    check_shape(job, &mut problems);
+    shader.check_private_memory(&mut problems);
+    let declared = shader.declared_bindings(&mut problems);
+    for (index, step) in job.steps.iter().enumerate() {
+        shader.check_step(job, index, step, &declared, &mut problems);
+    }
+    problems.dedup();
+    if problems.is_empty() {
+        Ok(Admitted { module, info })
+    } else {
+        problems.sort_by_key(|p| (p.line.is_none(), p.line, p.column));
+        Err(Refused(problems))
+    }
+}
+
+/// The step and binding counts.
+fn check_shape(job: &Job, problems: &mut Vec<Rejection>) {
     if job.steps.is_empty() || job.steps.len() > crate::manifest::MAX_STEPS {
         problems.push(nowhere(format!(
             "{} steps; a job has 1 to {}",
@@ -196,88 +209,130 @@ pub fn admit(job: &Job, caps: &Caps) -> Result<Admitted, Refused> {
             crate::manifest::MAX_BINDINGS
         )));
     }
+}
 
-    // Module-wide memory: private globals plus every function's locals (WGSL has no
-    // recursion, so no call chain can hold more than all of them together).
-    let mut private = 0u64;
-    for (_, var) in module.global_variables.iter() {
-        if var.space == AddressSpace::Private {
-            private += u64::from(module.types[var.ty].inner.size(module.to_ctx()));
+/// The bindings a shader declares, by where they are bound.
+type Declared = BTreeMap<BindingRef, (BindingKind, naga::Handle<naga::GlobalVariable>)>;
+
+/// One shader under admission: its source (for locations), module and analysis.
+struct Shader<'a> {
+    source: &'a str,
+    module: &'a Module,
+    info: &'a ModuleInfo,
+}
+
+impl Shader<'_> {
+    /// The line and column of `span`, when it has a place in the source.
+    fn span_loc(&self, span: naga::Span) -> (Option<u32>, Option<u32>) {
+        let loc = span.location(self.source);
+        if span.is_defined() {
+            (Some(loc.line_number), Some(loc.line_position))
+        } else {
+            (None, None)
         }
     }
-    let locals = |f: &naga::Function| -> u64 {
-        f.local_variables
-            .iter()
-            .map(|(_, v)| u64::from(module.types[v.ty].inner.size(module.to_ctx())))
-            .sum()
-    };
-    private += module.functions.iter().map(|(_, f)| locals(f)).sum::<u64>();
-    let entry_locals = module
-        .entry_points
-        .iter()
-        .map(|ep| locals(&ep.function))
-        .max()
-        .unwrap_or(0);
-    private += entry_locals;
-    if private > MAX_PRIVATE_BYTES {
-        let biggest = module
-            .global_variables
-            .iter()
-            .filter(|(_, v)| v.space == AddressSpace::Private)
-            .map(|(h, _)| module.global_variables.get_span(h))
-            .next();
-        let (line, column) = biggest.map(span_loc).unwrap_or((None, None));
-        problems.push(at(
-            line,
-            column,
-            format!(
-                "private memory per invocation is up to {private} bytes; the limit is \
-                 {MAX_PRIVATE_BYTES}: keep big arrays in storage or workgroup buffers"
-            ),
-        ));
-    }
 
-    // Declared buffers must be buffers Spare can bind, outside the runner's group.
-    let mut declared: BTreeMap<BindingRef, (BindingKind, naga::Handle<naga::GlobalVariable>)> =
-        BTreeMap::new();
-    for (handle, var) in module.global_variables.iter() {
-        let Some(binding) = &var.binding else {
-            continue;
-        };
-        let r = BindingRef {
-            group: binding.group,
-            binding: binding.binding,
-        };
-        let (line, column) = span_loc(module.global_variables.get_span(handle));
-        let kind = match var.space {
-            AddressSpace::Storage { access } if access.contains(StorageAccess::STORE) => {
-                BindingKind::StorageReadWrite
+    /// Private memory per invocation: private globals plus every function's locals.
+    fn check_private_memory(&self, problems: &mut Vec<Rejection>) {
+        let module = self.module;
+        let span_loc = |span| self.span_loc(span);
+        // Module-wide memory: private globals plus every function's locals (WGSL has no
+        // recursion, so no call chain can hold more than all of them together).
+        let mut private = 0u64;
+        for (_, var) in module.global_variables.iter() {
+            if var.space == AddressSpace::Private {
+                private += u64::from(module.types[var.ty].inner.size(module.to_ctx()));
             }
-            AddressSpace::Storage { .. } => BindingKind::StorageRead,
-            AddressSpace::Uniform => BindingKind::Uniform,
-            _ => {
-                problems.push(at(
-                    line,
-                    column,
-                    format!("{r}: only storage and uniform buffers can be bound (no textures or samplers)"),
-                ));
-                continue;
-            }
+        }
+        let locals = |f: &naga::Function| -> u64 {
+            f.local_variables
+                .iter()
+                .map(|(_, v)| u64::from(module.types[v.ty].inner.size(module.to_ctx())))
+                .sum()
         };
-        if r.group >= RUNNER_GROUP {
+        private += module.functions.iter().map(|(_, f)| locals(f)).sum::<u64>();
+        let entry_locals = module
+            .entry_points
+            .iter()
+            .map(|ep| locals(&ep.function))
+            .max()
+            .unwrap_or(0);
+        private += entry_locals;
+        if private > MAX_PRIVATE_BYTES {
+            let biggest = module
+                .global_variables
+                .iter()
+                .filter(|(_, v)| v.space == AddressSpace::Private)
+                .map(|(h, _)| module.global_variables.get_span(h))
+                .next();
+            let (line, column) = biggest.map(span_loc).unwrap_or((None, None));
             problems.push(at(
                 line,
                 column,
                 format!(
-                    "{r}: bind groups 0 to 2 are for jobs; group {RUNNER_GROUP} is the runner's"
+                    "private memory per invocation is up to {private} bytes; the limit is \
+                     {MAX_PRIVATE_BYTES}: keep big arrays in storage or workgroup buffers"
                 ),
             ));
-            continue;
         }
-        declared.insert(r, (kind, handle));
     }
 
-    for (index, step) in job.steps.iter().enumerate() {
+    /// The buffers the shader declares; those Spare cannot bind are problems.
+    fn declared_bindings(&self, problems: &mut Vec<Rejection>) -> Declared {
+        let module = self.module;
+        let span_loc = |span| self.span_loc(span);
+        // Declared buffers must be buffers Spare can bind, outside the runner's group.
+        let mut declared = Declared::new();
+        for (handle, var) in module.global_variables.iter() {
+            let Some(binding) = &var.binding else {
+                continue;
+            };
+            let r = BindingRef {
+                group: binding.group,
+                binding: binding.binding,
+            };
+            let (line, column) = span_loc(module.global_variables.get_span(handle));
+            let kind = match var.space {
+                AddressSpace::Storage { access } if access.contains(StorageAccess::STORE) => {
+                    BindingKind::StorageReadWrite
+                }
+                AddressSpace::Storage { .. } => BindingKind::StorageRead,
+                AddressSpace::Uniform => BindingKind::Uniform,
+                _ => {
+                    problems.push(at(
+                        line,
+                        column,
+                        format!("{r}: only storage and uniform buffers can be bound (no textures or samplers)"),
+                    ));
+                    continue;
+                }
+            };
+            if r.group >= RUNNER_GROUP {
+                problems.push(at(
+                    line,
+                    column,
+                    format!(
+                        "{r}: bind groups 0 to 2 are for jobs; group {RUNNER_GROUP} is the runner's"
+                    ),
+                ));
+                continue;
+            }
+            declared.insert(r, (kind, handle));
+        }
+        declared
+    }
+
+    /// One step: its entry point, workgroup size, grid and repeat, and what the entry
+    /// point uses (bindings against the manifest, workgroup memory).
+    fn check_step(
+        &self,
+        job: &Job,
+        index: usize,
+        step: &crate::manifest::Step,
+        declared: &Declared,
+        problems: &mut Vec<Rejection>,
+    ) {
+        let (module, source) = (self.module, self.source);
         let name = &step.entry_point;
         let Some(ep_index) = module.entry_points.iter().position(|ep| ep.name == *name) else {
             let available: Vec<&str> = module
@@ -290,7 +345,7 @@ pub fn admit(job: &Job, caps: &Caps) -> Result<Admitted, Refused> {
                 "step {index}: no entry point named {name:?}; the shader's compute entry points \
                  are {available:?}"
             )));
-            continue;
+            return;
         };
         let ep = &module.entry_points[ep_index];
         let (line, column) = entry_location(source, name);
@@ -303,7 +358,7 @@ pub fn admit(job: &Job, caps: &Caps) -> Result<Admitted, Refused> {
                      supported; write the size as constants"
                 ),
             ));
-            continue;
+            return;
         }
         if ep.stage != ShaderStage::Compute {
             problems.push(at(
@@ -311,7 +366,7 @@ pub fn admit(job: &Job, caps: &Caps) -> Result<Admitted, Refused> {
                 column,
                 format!("entry point {name:?} is not @compute"),
             ));
-            continue;
+            return;
         }
         let size = ep.workgroup_size;
         let invocations = size.iter().map(|d| u64::from(*d)).product::<u64>();
@@ -346,6 +401,22 @@ pub fn admit(job: &Job, caps: &Caps) -> Result<Admitted, Refused> {
                 step.repeat
             )));
         }
+        self.check_uses(job, ep_index, name, (line, column), declared, problems);
+    }
+
+    /// What an entry point uses: every binding against the manifest, and its
+    /// workgroup memory against the cap.
+    fn check_uses(
+        &self,
+        job: &Job,
+        ep_index: usize,
+        name: &str,
+        (line, column): (Option<u32>, Option<u32>),
+        declared: &Declared,
+        problems: &mut Vec<Rejection>,
+    ) {
+        let (module, info) = (self.module, self.info);
+        let span_loc = |span| self.span_loc(span);
         let ep_info = info.get_entry_point(ep_index);
         let mut workgroup = 0u64;
         for (handle, var) in module.global_variables.iter() {
@@ -407,13 +478,6 @@ pub fn admit(job: &Job, caps: &Caps) -> Result<Admitted, Refused> {
                 ),
             ));
         }
-    }
-    problems.dedup();
-    if problems.is_empty() {
-        Ok(Admitted { module, info })
-    } else {
-        problems.sort_by_key(|p| (p.line.is_none(), p.line, p.column));
-        Err(Refused(problems))
     }
 }
 

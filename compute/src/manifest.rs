@@ -283,12 +283,41 @@ pub fn parse(text: &str, base: &Path, name: &str) -> Result<Job, ManifestError> 
         column: e.column(),
         message: e.to_string(),
     })?;
-    let invalid = |message: String| ManifestError::Invalid {
-        path: name.to_owned(),
-        message,
-    };
-    let read_file = |rel: &Path, what: &str, limit: u64| -> Result<Vec<u8>, ManifestError> {
-        let full = base.join(rel);
+    let files = Files { base, name };
+    let source = files.source(&manifest)?;
+    let steps = files.steps(&manifest)?;
+    let bindings = files.bindings(&manifest)?;
+    for out in &manifest.outputs {
+        if !bindings.iter().any(|b| b.at == *out) {
+            return Err(files.invalid(format!("output {out} is not one of the bindings")));
+        }
+    }
+    Ok(Job {
+        source,
+        steps,
+        bindings,
+        outputs: manifest.outputs.clone(),
+    })
+}
+
+/// A manifest's folder (its files are read relative to it) and its name (for errors).
+struct Files<'a> {
+    base: &'a Path,
+    name: &'a str,
+}
+
+impl Files<'_> {
+    fn invalid(&self, message: String) -> ManifestError {
+        ManifestError::Invalid {
+            path: self.name.to_owned(),
+            message,
+        }
+    }
+
+    /// Reads `rel` (a `what`), refusing it above `limit` bytes before reading.
+    fn read_file(&self, rel: &Path, what: &str, limit: u64) -> Result<Vec<u8>, ManifestError> {
+        let invalid = |m| self.invalid(m);
+        let full = self.base.join(rel);
         let cannot =
             |e: std::io::Error| invalid(format!("cannot read {what} {}: {e}", full.display()));
         let size = std::fs::metadata(&full).map_err(cannot)?.len();
@@ -299,147 +328,154 @@ pub fn parse(text: &str, base: &Path, name: &str) -> Result<Job, ManifestError> 
             )));
         }
         std::fs::read(&full).map_err(cannot)
-    };
+    }
 
-    let source = match (&manifest.wgsl, &manifest.source) {
-        (Some(file), None) => {
-            let bytes = read_file(file, "WGSL file", MAX_SOURCE_BYTES as u64)?;
-            if bytes.len() > MAX_SOURCE_BYTES {
-                return Err(invalid(format!(
-                    "WGSL file {} is {} bytes; the limit is {MAX_SOURCE_BYTES}",
-                    file.display(),
-                    bytes.len()
-                )));
+    /// The kernel's WGSL, from its file or inline.
+    fn source(&self, manifest: &Manifest) -> Result<String, ManifestError> {
+        let invalid = |m| self.invalid(m);
+        let read_file = |rel: &Path, what: &str, limit: u64| self.read_file(rel, what, limit);
+        Ok(match (&manifest.wgsl, &manifest.source) {
+            (Some(file), None) => {
+                let bytes = read_file(file, "WGSL file", MAX_SOURCE_BYTES as u64)?;
+                if bytes.len() > MAX_SOURCE_BYTES {
+                    return Err(invalid(format!(
+                        "WGSL file {} is {} bytes; the limit is {MAX_SOURCE_BYTES}",
+                        file.display(),
+                        bytes.len()
+                    )));
+                }
+                String::from_utf8(bytes)
+                    .map_err(|_| invalid(format!("WGSL file {} is not UTF-8", file.display())))?
             }
-            String::from_utf8(bytes)
-                .map_err(|_| invalid(format!("WGSL file {} is not UTF-8", file.display())))?
-        }
-        (None, Some(source)) => source.clone(),
-        (Some(_), Some(_)) => {
-            return Err(invalid(
-                "give either `wgsl` (a file) or `source` (inline WGSL), not both".into(),
-            ));
-        }
-        (None, None) => {
-            return Err(invalid(
-                "no kernel: give `wgsl` (a file path) or `source` (inline WGSL)".into(),
-            ));
-        }
-    };
-
-    let steps = match (&manifest.steps, &manifest.entry_point, manifest.workgroups) {
-        (Some(steps), None, None) => {
-            if steps.is_empty() {
+            (None, Some(source)) => source.clone(),
+            (Some(_), Some(_)) => {
                 return Err(invalid(
-                    "`steps` is empty: give at least one dispatch".into(),
+                    "give either `wgsl` (a file) or `source` (inline WGSL), not both".into(),
                 ));
             }
-            if steps.len() > MAX_STEPS {
+            (None, None) => {
+                return Err(invalid(
+                    "no kernel: give `wgsl` (a file path) or `source` (inline WGSL)".into(),
+                ));
+            }
+        })
+    }
+
+    /// The dispatches: a `steps` list, or one top-level entry point and grid.
+    fn steps(&self, manifest: &Manifest) -> Result<Vec<Step>, ManifestError> {
+        let invalid = |m| self.invalid(m);
+        Ok(
+            match (&manifest.steps, &manifest.entry_point, manifest.workgroups) {
+                (Some(steps), None, None) => {
+                    if steps.is_empty() {
+                        return Err(invalid(
+                            "`steps` is empty: give at least one dispatch".into(),
+                        ));
+                    }
+                    if steps.len() > MAX_STEPS {
+                        return Err(invalid(format!(
+                            "{} steps; a job has at most {MAX_STEPS}",
+                            steps.len()
+                        )));
+                    }
+                    steps.clone()
+                }
+                (None, Some(entry_point), Some(workgroups)) => vec![Step {
+                    entry_point: entry_point.clone(),
+                    workgroups,
+                    repeat: 1,
+                }],
+                (Some(_), _, _) => {
+                    return Err(invalid(
+                        "with `steps`, leave out the top-level `entry_point` and `workgroups`"
+                            .into(),
+                    ));
+                }
+                (None, _, _) => {
+                    return Err(invalid(
+                        "give `entry_point` and `workgroups` (or a `steps` list)".into(),
+                    ));
+                }
+            },
+        )
+    }
+
+    /// The buffers, every size checked before anything is allocated.
+    fn bindings(&self, manifest: &Manifest) -> Result<Vec<Binding>, ManifestError> {
+        let invalid = |m| self.invalid(m);
+        let read_file = |rel: &Path, what: &str, limit: u64| self.read_file(rel, what, limit);
+        if manifest.bindings.len() > MAX_BINDINGS {
+            return Err(invalid(format!(
+                "{} bindings; a job has at most {MAX_BINDINGS}",
+                manifest.bindings.len()
+            )));
+        }
+        let mut bindings: Vec<Binding> = Vec::new();
+        let mut total = 0u64;
+        for b in &manifest.bindings {
+            let at = BindingRef {
+                group: b.group,
+                binding: b.binding,
+            };
+            if bindings.iter().any(|other| other.at == at) {
+                return Err(invalid(format!("{at} is listed twice")));
+            }
+            let sources = [
+                b.data.is_some(),
+                b.base64.is_some(),
+                b.zero.is_some(),
+                b.fill.is_some(),
+            ];
+            if sources.iter().filter(|s| **s).count() != 1 {
                 return Err(invalid(format!(
-                    "{} steps; a job has at most {MAX_STEPS}",
-                    steps.len()
+                    "{at}: give exactly one of `data`, `base64`, `zero` or `fill`"
                 )));
             }
-            steps.clone()
+            // Every size is checked before anything is allocated.
+            let declared = match (&b.data, &b.base64, b.zero, &b.fill) {
+                (_, Some(text), _, _) => text.len() as u64 / 4 * 3,
+                (_, _, Some(n), _) => n,
+                (_, _, _, Some(fill)) => fill.count.saturating_mul(4),
+                _ => 0,
+            };
+            if declared > MAX_BUFFER_BYTES || total.saturating_add(declared) > MAX_TOTAL_BYTES {
+                return Err(invalid(format!(
+                    "{at}: {declared} bytes is too large (one buffer: at most {}; all together: \
+                     at most {MAX_TOTAL_BYTES})",
+                    MAX_BUFFER_BYTES
+                )));
+            }
+            let bytes = if let Some(file) = &b.data {
+                read_file(file, "data file", MAX_BUFFER_BYTES)?
+            } else if let Some(text) = &b.base64 {
+                base64::engine::general_purpose::STANDARD
+                    .decode(text.trim())
+                    .map_err(|e| invalid(format!("{at}: `base64` is not valid base64: {e}")))?
+            } else if let Some(n) = b.zero {
+                let n = usize::try_from(n)
+                    .ok()
+                    .filter(|n| *n as u64 <= MAX_BUFFER_BYTES)
+                    .ok_or_else(|| invalid(format!("{at}: `zero` of {n} bytes is too large")))?;
+                vec![0; n]
+            } else if let Some(fill) = &b.fill {
+                fill_bytes(fill).map_err(|m| invalid(format!("{at}: {m}")))?
+            } else {
+                Vec::new()
+            };
+            total = total.saturating_add(bytes.len() as u64);
+            if total > MAX_TOTAL_BYTES {
+                return Err(invalid(format!(
+                    "the buffers total over {MAX_TOTAL_BYTES} bytes"
+                )));
+            }
+            bindings.push(Binding {
+                at,
+                kind: b.kind,
+                bytes,
+            });
         }
-        (None, Some(entry_point), Some(workgroups)) => vec![Step {
-            entry_point: entry_point.clone(),
-            workgroups,
-            repeat: 1,
-        }],
-        (Some(_), _, _) => {
-            return Err(invalid(
-                "with `steps`, leave out the top-level `entry_point` and `workgroups`".into(),
-            ));
-        }
-        (None, _, _) => {
-            return Err(invalid(
-                "give `entry_point` and `workgroups` (or a `steps` list)".into(),
-            ));
-        }
-    };
-
-    if manifest.bindings.len() > MAX_BINDINGS {
-        return Err(invalid(format!(
-            "{} bindings; a job has at most {MAX_BINDINGS}",
-            manifest.bindings.len()
-        )));
+        Ok(bindings)
     }
-    let mut bindings: Vec<Binding> = Vec::new();
-    let mut total = 0u64;
-    for b in &manifest.bindings {
-        let at = BindingRef {
-            group: b.group,
-            binding: b.binding,
-        };
-        if bindings.iter().any(|other| other.at == at) {
-            return Err(invalid(format!("{at} is listed twice")));
-        }
-        let sources = [
-            b.data.is_some(),
-            b.base64.is_some(),
-            b.zero.is_some(),
-            b.fill.is_some(),
-        ];
-        if sources.iter().filter(|s| **s).count() != 1 {
-            return Err(invalid(format!(
-                "{at}: give exactly one of `data`, `base64`, `zero` or `fill`"
-            )));
-        }
-        // Every size is checked before anything is allocated.
-        let declared = match (&b.data, &b.base64, b.zero, &b.fill) {
-            (_, Some(text), _, _) => text.len() as u64 / 4 * 3,
-            (_, _, Some(n), _) => n,
-            (_, _, _, Some(fill)) => fill.count.saturating_mul(4),
-            _ => 0,
-        };
-        if declared > MAX_BUFFER_BYTES || total.saturating_add(declared) > MAX_TOTAL_BYTES {
-            return Err(invalid(format!(
-                "{at}: {declared} bytes is too large (one buffer: at most {}; all together: \
-                 at most {MAX_TOTAL_BYTES})",
-                MAX_BUFFER_BYTES
-            )));
-        }
-        let bytes = if let Some(file) = &b.data {
-            read_file(file, "data file", MAX_BUFFER_BYTES)?
-        } else if let Some(text) = &b.base64 {
-            base64::engine::general_purpose::STANDARD
-                .decode(text.trim())
-                .map_err(|e| invalid(format!("{at}: `base64` is not valid base64: {e}")))?
-        } else if let Some(n) = b.zero {
-            let n = usize::try_from(n)
-                .ok()
-                .filter(|n| *n as u64 <= MAX_BUFFER_BYTES)
-                .ok_or_else(|| invalid(format!("{at}: `zero` of {n} bytes is too large")))?;
-            vec![0; n]
-        } else if let Some(fill) = &b.fill {
-            fill_bytes(fill).map_err(|m| invalid(format!("{at}: {m}")))?
-        } else {
-            Vec::new()
-        };
-        total = total.saturating_add(bytes.len() as u64);
-        if total > MAX_TOTAL_BYTES {
-            return Err(invalid(format!(
-                "the buffers total over {MAX_TOTAL_BYTES} bytes"
-            )));
-        }
-        bindings.push(Binding {
-            at,
-            kind: b.kind,
-            bytes,
-        });
-    }
-    for out in &manifest.outputs {
-        if !bindings.iter().any(|b| b.at == *out) {
-            return Err(invalid(format!("output {out} is not one of the bindings")));
-        }
-    }
-    Ok(Job {
-        source,
-        steps,
-        bindings,
-        outputs: manifest.outputs.clone(),
-    })
 }
 
 fn fill_bytes(fill: &Fill) -> Result<Vec<u8>, String> {

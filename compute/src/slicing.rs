@@ -122,6 +122,96 @@ fn adjust_for(binding: Option<&Binding>) -> Adjust {
     }
 }
 
+/// The runner's slice uniform as the wrapper reads it: the slice's first workgroup,
+/// the whole grid, and the first workgroup's first invocation.
+struct SliceValues {
+    offset: Handle<Expression>,
+    total: Handle<Expression>,
+    base_invocation: Handle<Expression>,
+}
+
+impl SliceValues {
+    /// Appends the loads of the uniform `global` (emitted expressions) to `exprs`;
+    /// `literals` are the workgroup size's three dimensions.
+    fn load(
+        exprs: &mut Arena<Expression>,
+        global: Handle<Expression>,
+        vec3_ty: Handle<Type>,
+        literals: Vec<Handle<Expression>>,
+    ) -> SliceValues {
+        let offset_ptr = exprs.append(
+            Expression::AccessIndex {
+                base: global,
+                index: 0,
+            },
+            Span::UNDEFINED,
+        );
+        let offset = exprs.append(
+            Expression::Load {
+                pointer: offset_ptr,
+            },
+            Span::UNDEFINED,
+        );
+        let total_ptr = exprs.append(
+            Expression::AccessIndex {
+                base: global,
+                index: 1,
+            },
+            Span::UNDEFINED,
+        );
+        let total = exprs.append(Expression::Load { pointer: total_ptr }, Span::UNDEFINED);
+        let size_vec = exprs.append(
+            Expression::Compose {
+                ty: vec3_ty,
+                components: literals,
+            },
+            Span::UNDEFINED,
+        );
+        let base_invocation = exprs.append(
+            Expression::Binary {
+                op: BinaryOperator::Multiply,
+                left: offset,
+                right: size_vec,
+            },
+            Span::UNDEFINED,
+        );
+        SliceValues {
+            offset,
+            total,
+            base_invocation,
+        }
+    }
+
+    /// `value` as the kernel must see it: shifted by the slice where it is a position.
+    fn adjust(
+        &self,
+        exprs: &mut Arena<Expression>,
+        value: Handle<Expression>,
+        how: Adjust,
+    ) -> Handle<Expression> {
+        match how {
+            Adjust::Keep => value,
+            Adjust::WorkgroupId => exprs.append(
+                Expression::Binary {
+                    op: BinaryOperator::Add,
+                    left: value,
+                    right: self.offset,
+                },
+                Span::UNDEFINED,
+            ),
+            Adjust::GlobalId => exprs.append(
+                Expression::Binary {
+                    op: BinaryOperator::Add,
+                    left: value,
+                    right: self.base_invocation,
+                },
+                Span::UNDEFINED,
+            ),
+            Adjust::NumWorkgroups => self.total,
+        }
+    }
+}
+
 fn wrap(
     module: &mut Module,
     mut ep: EntryPoint,
@@ -149,71 +239,11 @@ fn wrap(
         .map(|d| exprs.append(Expression::Literal(Literal::U32(*d)), Span::UNDEFINED))
         .collect();
     let emit_start = exprs.len();
-    let offset_ptr = exprs.append(
-        Expression::AccessIndex {
-            base: global,
-            index: 0,
-        },
-        Span::UNDEFINED,
-    );
-    let offset = exprs.append(
-        Expression::Load {
-            pointer: offset_ptr,
-        },
-        Span::UNDEFINED,
-    );
-    let total_ptr = exprs.append(
-        Expression::AccessIndex {
-            base: global,
-            index: 1,
-        },
-        Span::UNDEFINED,
-    );
-    let total = exprs.append(Expression::Load { pointer: total_ptr }, Span::UNDEFINED);
-    let size_vec = exprs.append(
-        Expression::Compose {
-            ty: vec3_ty,
-            components: literals,
-        },
-        Span::UNDEFINED,
-    );
-    let base_invocation = exprs.append(
-        Expression::Binary {
-            op: BinaryOperator::Multiply,
-            left: offset,
-            right: size_vec,
-        },
-        Span::UNDEFINED,
-    );
-    let adjusted = |exprs: &mut Arena<Expression>, value: Handle<Expression>, how: Adjust| match how
-    {
-        Adjust::Keep => value,
-        Adjust::WorkgroupId => exprs.append(
-            Expression::Binary {
-                op: BinaryOperator::Add,
-                left: value,
-                right: offset,
-            },
-            Span::UNDEFINED,
-        ),
-        Adjust::GlobalId => exprs.append(
-            Expression::Binary {
-                op: BinaryOperator::Add,
-                left: value,
-                right: base_invocation,
-            },
-            Span::UNDEFINED,
-        ),
-        Adjust::NumWorkgroups => total,
-    };
+    let slice = SliceValues::load(&mut exprs, global, vec3_ty, literals);
     let mut call_args = Vec::with_capacity(args.len());
     for (arg, value) in arguments.iter().zip(&args) {
         if arg.binding.is_some() {
-            call_args.push(adjusted(
-                &mut exprs,
-                *value,
-                adjust_for(arg.binding.as_ref()),
-            ));
+            call_args.push(slice.adjust(&mut exprs, *value, adjust_for(arg.binding.as_ref())));
             continue;
         }
         // A struct of built-ins: rebuild it member by member.
@@ -233,11 +263,7 @@ fn wrap(
                 },
                 Span::UNDEFINED,
             );
-            components.push(adjusted(
-                &mut exprs,
-                field,
-                adjust_for(member.binding.as_ref()),
-            ));
+            components.push(slice.adjust(&mut exprs, field, adjust_for(member.binding.as_ref())));
         }
         call_args.push(exprs.append(
             Expression::Compose {

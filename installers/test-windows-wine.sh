@@ -10,7 +10,8 @@
 # Rust target). Wine 8 cannot run some parts, which are left out rather than reported as
 # failures:
 #   - quinn-udp's Windows socket options (IP_PKTINFO, ECN) are refused by Wine
-#     (WSAEOPNOTSUPP), so no QUIC endpoint binds: relay's and spare's integration tests;
+#     (WSAEOPNOTSUPP), so no QUIC endpoint binds: relay's and spare's integration tests,
+#     and the node's router tests (node::router::tests);
 #   - Wine has no PDH (sysinfo's CPU load): signals' reads_this_machine_without_panicking;
 #   - Wine offers no Vulkan or D3D12 adapter: compute's integration tests run kernels;
 #   - spare's integration tests keep each test's files apart through XDG folders and a
@@ -81,7 +82,8 @@ log "receipt and ledger (all their tests)"
 "${cargo[@]}" -p receipt -p ledger
 log "relay, compute, signals, job-protocol and node (unit tests)"
 "${cargo[@]}" -p relay -p compute --lib
-"${cargo[@]}" -p signals -p job-protocol -p node --lib -- --skip reads_this_machine_without_panicking
+"${cargo[@]}" -p signals -p job-protocol -p node --lib -- \
+  --skip reads_this_machine_without_panicking --skip router::tests
 log "the tray app (unit tests)"
 "${cargo[@]}" -p spare-app --bins --no-run
 # The tray app's test binary loads WebView2Loader.dll, which cargo leaves beside the app.

@@ -232,46 +232,81 @@ impl Shader<'_> {
         }
     }
 
-    /// Private memory per invocation: private globals plus every function's locals.
+    /// Private memory per invocation: every byte a shader can hold per invocation,
+    /// however it is declared: private globals, module constants of array or struct
+    /// type, and in every function its locals and every array- or struct-valued
+    /// expression (`let` and `const` values, arguments, results, constructors). WGSL
+    /// has no recursion, so no call chain can hold more than all functions together.
+    /// Refused over the cap at the place of the largest.
     fn check_private_memory(&self, problems: &mut Vec<Rejection>) {
         let module = self.module;
-        let span_loc = |span| self.span_loc(span);
-        // Module-wide memory: private globals plus every function's locals (WGSL has no
-        // recursion, so no call chain can hold more than all of them together).
-        let mut private = 0u64;
-        for (_, var) in module.global_variables.iter() {
+        // (bytes, where) of everything that holds private memory.
+        let mut held: Vec<(u64, naga::Span)> = Vec::new();
+        for (handle, var) in module.global_variables.iter() {
             if var.space == AddressSpace::Private {
-                private += u64::from(module.types[var.ty].inner.size(module.to_ctx()));
+                let bytes = type_bytes(module, &module.types[var.ty].inner);
+                held.push((bytes, module.global_variables.get_span(handle)));
             }
         }
-        let locals = |f: &naga::Function| -> u64 {
-            f.local_variables
-                .iter()
-                .map(|(_, v)| u64::from(module.types[v.ty].inner.size(module.to_ctx())))
-                .sum()
+        for (handle, constant) in module.constants.iter() {
+            let inner = &module.types[constant.ty].inner;
+            if is_composite(inner) {
+                held.push((type_bytes(module, inner), module.constants.get_span(handle)));
+            }
+        }
+        let function_held = |function: &naga::Function, info: &naga::valid::FunctionInfo| {
+            let mut held = Vec::new();
+            for (handle, local) in function.local_variables.iter() {
+                let bytes = type_bytes(module, &module.types[local.ty].inner);
+                held.push((bytes, function.local_variables.get_span(handle)));
+            }
+            for (handle, expression) in function.expressions.iter() {
+                // A module constant is counted once, above, wherever it is used.
+                if matches!(expression, naga::Expression::Constant(_)) {
+                    continue;
+                }
+                let inner = info[handle].ty.inner_with(&module.types);
+                if is_composite(inner) {
+                    held.push((
+                        type_bytes(module, inner),
+                        function.expressions.get_span(handle),
+                    ));
+                }
+            }
+            held
         };
-        private += module.functions.iter().map(|(_, f)| locals(f)).sum::<u64>();
-        let entry_locals = module
+        for (handle, function) in module.functions.iter() {
+            held.extend(function_held(function, &self.info[handle]));
+        }
+        // One entry point runs per dispatch: the largest counts.
+        let entry = module
             .entry_points
             .iter()
-            .map(|ep| locals(&ep.function))
-            .max()
-            .unwrap_or(0);
-        private += entry_locals;
+            .enumerate()
+            .map(|(i, ep)| function_held(&ep.function, self.info.get_entry_point(i)))
+            .max_by_key(|held| held.iter().map(|(b, _)| *b).fold(0u64, u64::saturating_add))
+            .unwrap_or_default();
+        held.extend(entry);
+        let private = held.iter().map(|(b, _)| *b).fold(0u64, u64::saturating_add);
         if private > MAX_PRIVATE_BYTES {
-            let biggest = module
-                .global_variables
+            let (largest, span) = held
                 .iter()
-                .filter(|(_, v)| v.space == AddressSpace::Private)
-                .map(|(h, _)| module.global_variables.get_span(h))
-                .next();
-            let (line, column) = biggest.map(span_loc).unwrap_or((None, None));
+                .copied()
+                .max_by_key(|(b, _)| *b)
+                .unwrap_or((private, naga::Span::UNDEFINED));
+            let (line, column) = self.span_loc(span);
+            let total = if private == u64::MAX {
+                "more than 2⁶⁴".to_owned()
+            } else {
+                private.to_string()
+            };
             problems.push(at(
                 line,
                 column,
                 format!(
-                    "private memory per invocation is up to {private} bytes; the limit is \
-                     {MAX_PRIVATE_BYTES}: keep big arrays in storage or workgroup buffers"
+                    "private memory per invocation is up to {total} bytes (the largest part, \
+                     here, {largest} bytes); the limit is {MAX_PRIVATE_BYTES}: keep big arrays \
+                     in storage or workgroup buffers"
                 ),
             ));
         }
@@ -424,7 +459,8 @@ impl Shader<'_> {
                 continue;
             }
             if var.space == AddressSpace::WorkGroup {
-                workgroup += u64::from(module.types[var.ty].inner.size(module.to_ctx()));
+                workgroup =
+                    workgroup.saturating_add(type_bytes(module, &module.types[var.ty].inner));
             }
             let Some(binding) = &var.binding else {
                 continue;
@@ -478,6 +514,53 @@ impl Shader<'_> {
                 ),
             ));
         }
+    }
+}
+
+/// Arrays and structs: the values that can be large.
+fn is_composite(inner: &naga::TypeInner) -> bool {
+    matches!(
+        inner,
+        naga::TypeInner::Array { .. } | naga::TypeInner::Struct { .. }
+    )
+}
+
+/// Bytes a value of type `inner` takes, in 64 bits, saturating (naga's own `size` is
+/// 32-bit, and counts an array sized by an override as one element). An array sized
+/// by an override counts at the override's value (only a literal one is accepted:
+/// anything else counts as unbounded); a runtime-sized array counts nothing (it lives
+/// in a storage buffer).
+fn type_bytes(module: &Module, inner: &naga::TypeInner) -> u64 {
+    use naga::{ArraySize, TypeInner};
+    match inner {
+        TypeInner::Array { base, size, stride } => {
+            let count = match size {
+                ArraySize::Constant(n) => u64::from(n.get()),
+                ArraySize::Pending(o) => override_value(module, *o).unwrap_or(u64::MAX),
+                ArraySize::Dynamic => 0,
+            };
+            let element = u64::from(*stride).max(type_bytes(module, &module.types[*base].inner));
+            count.saturating_mul(element)
+        }
+        TypeInner::Struct { members, span } => {
+            let members = members
+                .iter()
+                .map(|m| type_bytes(module, &module.types[m.ty].inner))
+                .fold(0u64, u64::saturating_add);
+            members.max(u64::from(*span))
+        }
+        other => u64::from(other.size(module.to_ctx())),
+    }
+}
+
+/// The value of an override whose initializer is an integer literal.
+fn override_value(module: &Module, handle: naga::Handle<naga::Override>) -> Option<u64> {
+    let init = module.overrides[handle].init?;
+    match module.global_expressions[init] {
+        naga::Expression::Literal(naga::Literal::U32(n)) => Some(u64::from(n)),
+        naga::Expression::Literal(naga::Literal::I32(n)) => u64::try_from(n).ok(),
+        naga::Expression::Literal(naga::Literal::AbstractInt(n)) => u64::try_from(n).ok(),
+        _ => None,
     }
 }
 

@@ -19,6 +19,7 @@ use cache::DiskCache;
 
 mod cache;
 mod load;
+pub use load::LoadStage;
 
 /// Why the GPU could not run a job.
 #[derive(Debug, thiserror::Error)]

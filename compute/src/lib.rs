@@ -10,6 +10,7 @@ pub mod capability;
 pub mod gpu;
 pub mod manifest;
 pub mod respawn;
+pub mod selftest;
 pub mod slicing;
 pub mod supervisor;
 pub mod wire;

@@ -1,10 +1,14 @@
 //! When the supervisor may start a GPU worker again: the respawn and give-up policy,
 //! without a clock or a process (the supervisor passes `now` and acts on the answer).
 //!
-//! A worker that fails is replaced after a back-off that doubles with each failure in a
-//! row (`base`, 2×, 4× … 32×); a job that finishes resets the row. `max_failures`
-//! failures within `window` stop GPU lending with a reason the owner can read, until
-//! the owner turns it back on (`handle_reset`).
+//! A lost worker is the fault of the job it was running or of the machine ([`Cause`]).
+//! A job's fault is the job's: the worker is replaced at once and nothing here counts
+//! it (the node charges the job's requester). A machine's fault (a worker that cannot
+//! open the GPU, or dies with no job) backs off before the next start, doubling with
+//! each failure in a row (`base`, 2×, 4× … 32×); `max_failures` of them within
+//! `window` stop GPU lending with a reason the owner can read. A stop is tried again by
+//! itself after `retry_after` (doubling per stop in a row, at most 8×), or at once when
+//! the owner resumes (`handle_reset`); a job or self-test that then succeeds ends it.
 //!
 //! Order of calls: `handle_failure` when a worker is lost, `handle_success` when a job
 //! finishes, `handle_reset` when the owner resumes; `poll_start` before starting a
@@ -13,16 +17,36 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+/// Whose fault a lost worker was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// The job it was running (it hung, or its kernel killed the worker).
+    Job,
+    /// The machine's (the GPU could not be opened, the worker died with no job).
+    Machine,
+}
+
 /// The respawn policy's state.
 #[derive(Clone, Debug)]
 pub struct Respawn {
     base: Duration,
     max_failures: usize,
     window: Duration,
+    retry_after: Duration,
     failures: VecDeque<Instant>,
     in_a_row: u32,
     next_start: Option<Instant>,
-    stopped: Option<String>,
+    stopped: Option<Stop>,
+    stops_in_a_row: u32,
+}
+
+/// Lending stopped itself: why, and when it is tried again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stop {
+    /// The reason, for the owner.
+    pub reason: String,
+    /// When a worker may be tried again without the owner.
+    pub retry_at: Instant,
 }
 
 /// Why a worker may not start now.
@@ -35,21 +59,34 @@ pub enum NotNow {
 }
 
 impl Respawn {
-    /// The policy: back off from `base`; stop after `max_failures` within `window`.
-    pub fn new(base: Duration, max_failures: usize, window: Duration) -> Self {
+    /// The policy: back off from `base`; stop after `max_failures` machine failures
+    /// within `window`; try a stop again after `retry_after`.
+    pub fn new(
+        base: Duration,
+        max_failures: usize,
+        window: Duration,
+        retry_after: Duration,
+    ) -> Self {
         Self {
             base,
             max_failures,
             window,
+            retry_after,
             failures: VecDeque::new(),
             in_a_row: 0,
             next_start: None,
             stopped: None,
+            stops_in_a_row: 0,
         }
     }
 
-    /// A worker was lost at `now` (killed by the watchdog, died, broke the protocol).
-    pub fn handle_failure(&mut self, now: Instant) {
+    /// A worker was lost at `now`, through the fault of `cause`; `what` says how, for
+    /// the owner.
+    pub fn handle_failure(&mut self, now: Instant, cause: Cause, what: &str) {
+        if cause == Cause::Job {
+            // The next job gets a fresh worker at once: nothing is wrong with the GPU.
+            return;
+        }
         self.failures.push_back(now);
         while let Some(first) = self.failures.front() {
             if now.duration_since(*first) > self.window {
@@ -61,19 +98,45 @@ impl Respawn {
         self.in_a_row += 1;
         let shift = (self.in_a_row - 1).min(5);
         self.next_start = Some(now + self.base * (1 << shift));
-        if self.failures.len() >= self.max_failures {
-            self.stopped = Some(format!(
-                "GPU worker keeps failing ({} failures in {} minutes); lending stays off until \
-                 you turn it back on",
-                self.failures.len(),
-                self.window.as_secs() / 60
-            ));
+        // A failed retry of a stop stops again, for longer.
+        let retrying = self.stopped.take().is_some();
+        if retrying || self.failures.len() >= self.max_failures {
+            let wait = self.retry_after * (1 << self.stops_in_a_row.min(3));
+            self.stops_in_a_row += 1;
+            let reason = if retrying {
+                format!("the GPU still fails ({what})")
+            } else {
+                format!(
+                    "the GPU keeps failing ({} failures in {} minutes; the last: {what})",
+                    self.failures.len(),
+                    self.window.as_secs() / 60
+                )
+            };
+            self.stopped = Some(Stop {
+                reason,
+                retry_at: now + wait,
+            });
         }
     }
 
-    /// A job finished on the worker: the next failure backs off from `base` again.
+    /// Spare's known-good job failed at `now` (`what`): the machine is at fault, and
+    /// lending stops at once (tried again after the back-off).
+    pub fn handle_self_test_failed(&mut self, now: Instant, what: &str) {
+        let wait = self.retry_after * (1 << self.stops_in_a_row.min(3));
+        self.stops_in_a_row += 1;
+        self.stopped = Some(Stop {
+            reason: format!("the GPU failed Spare's self-test ({what})"),
+            retry_at: now + wait,
+        });
+    }
+
+    /// A job (or a self-test) finished on the worker: the next failure backs off from
+    /// `base` again, and a stop being retried is over.
     pub fn handle_success(&mut self) {
         self.in_a_row = 0;
+        self.stops_in_a_row = 0;
+        self.stopped = None;
+        self.failures.clear();
     }
 
     /// The owner turned GPU lending back on: failures so far are forgiven.
@@ -81,23 +144,27 @@ impl Respawn {
         self.stopped = None;
         self.failures.clear();
         self.in_a_row = 0;
+        self.stops_in_a_row = 0;
         self.next_start = None;
     }
 
-    /// Whether a worker may start at `now`.
+    /// Whether a worker may start at `now`. After a stop's `retry_at` it may (a retry:
+    /// success ends the stop, failure stops again for longer).
     pub fn poll_start(&self, now: Instant) -> Result<(), NotNow> {
-        if let Some(reason) = &self.stopped {
-            return Err(NotNow::Stopped(reason.clone()));
+        if let Some(stop) = &self.stopped
+            && now < stop.retry_at
+        {
+            return Err(NotNow::Stopped(stop.reason.clone()));
         }
         match self.next_start {
-            Some(at) if now < at => Err(NotNow::BackingOff(at - now)),
+            Some(at) if now < at && self.stopped.is_none() => Err(NotNow::BackingOff(at - now)),
             _ => Ok(()),
         }
     }
 
-    /// Why lending stopped itself, if it did.
-    pub fn stopped(&self) -> Option<&str> {
-        self.stopped.as_deref()
+    /// When lending stopped itself, why and when it is tried again.
+    pub fn stopped(&self) -> Option<&Stop> {
+        self.stopped.as_ref()
     }
 }
 
@@ -108,23 +175,27 @@ mod tests {
     const S: Duration = Duration::from_secs(1);
 
     fn policy() -> (Respawn, Instant) {
-        (Respawn::new(S, 3, 600 * S), Instant::now())
+        (Respawn::new(S, 3, 600 * S, 300 * S), Instant::now())
+    }
+
+    fn machine(p: &mut Respawn, at: Instant) {
+        p.handle_failure(at, Cause::Machine, "no adapter");
     }
 
     #[test]
     fn backs_off_doubling_and_a_finished_job_resets_the_row() {
         let (mut p, t0) = policy();
         assert_eq!(p.poll_start(t0), Ok(()));
-        p.handle_failure(t0);
+        machine(&mut p, t0);
         assert_eq!(p.poll_start(t0), Err(NotNow::BackingOff(S)));
         assert_eq!(p.poll_start(t0 + S), Ok(()));
         p.handle_success();
         // Hours later (outside the window), failures back off from the base again,
         // doubling while they come in a row.
         let later = t0 + 3600 * S;
-        p.handle_failure(later);
+        machine(&mut p, later);
         assert_eq!(p.poll_start(later + S / 2), Err(NotNow::BackingOff(S / 2)));
-        p.handle_failure(later + 700 * S);
+        machine(&mut p, later + 700 * S);
         assert_eq!(
             p.poll_start(later + 700 * S),
             Err(NotNow::BackingOff(2 * S))
@@ -141,7 +212,7 @@ mod tests {
         let (mut p, t0) = policy();
         let mut now = t0;
         for _ in 0..8 {
-            p.handle_failure(now);
+            machine(&mut p, now);
             // Each failure outside the window of the others: never stops.
             now += 601 * S;
         }
@@ -150,18 +221,69 @@ mod tests {
     }
 
     #[test]
-    fn three_failures_in_ten_minutes_stop_lending_until_the_owner_resets() {
+    fn a_jobs_fault_never_backs_off_nor_stops_lending() {
         let (mut p, t0) = policy();
-        p.handle_failure(t0);
-        p.handle_failure(t0 + 60 * S);
+        for i in 0..20 {
+            p.handle_failure(t0 + i * S, Cause::Job, "watchdog");
+            assert_eq!(p.poll_start(t0 + i * S), Ok(()));
+        }
         assert_eq!(p.stopped(), None);
-        p.handle_failure(t0 + 120 * S);
-        let reason = p.stopped().unwrap().to_owned();
-        assert!(reason.contains("3 failures in 10 minutes"), "{reason}");
-        // No back-off ends a stop.
-        assert_eq!(p.poll_start(t0 + 86_400 * S), Err(NotNow::Stopped(reason)));
+    }
+
+    #[test]
+    fn three_machine_failures_in_ten_minutes_stop_lending_until_reset_or_retry() {
+        let (mut p, t0) = policy();
+        machine(&mut p, t0);
+        machine(&mut p, t0 + 60 * S);
+        assert_eq!(p.stopped(), None);
+        machine(&mut p, t0 + 120 * S);
+        let stop = p.stopped().unwrap().clone();
+        assert!(stop.reason.contains("3 failures in 10 minutes"), "{stop:?}");
+        assert!(stop.reason.contains("no adapter"), "{stop:?}");
+        assert_eq!(stop.retry_at, t0 + 420 * S);
+        assert_eq!(
+            p.poll_start(t0 + 419 * S),
+            Err(NotNow::Stopped(stop.reason.clone()))
+        );
+        // The owner resumes: a worker may start at once.
         p.handle_reset();
         assert_eq!(p.poll_start(t0 + 121 * S), Ok(()));
         assert_eq!(p.stopped(), None);
+    }
+
+    #[test]
+    fn a_failed_self_test_stops_lending_at_once() {
+        let (mut p, t0) = policy();
+        p.handle_self_test_failed(t0, "no adapter");
+        let stop = p.stopped().unwrap().clone();
+        assert_eq!(stop.reason, "the GPU failed Spare's self-test (no adapter)");
+        assert_eq!(stop.retry_at, t0 + 300 * S);
+        p.handle_self_test_failed(stop.retry_at, "no adapter");
+        assert_eq!(p.stopped().unwrap().retry_at, stop.retry_at + 600 * S);
+    }
+
+    #[test]
+    fn a_stop_is_retried_by_itself_and_a_failed_retry_waits_longer() {
+        let (mut p, t0) = policy();
+        for i in 0..3 {
+            machine(&mut p, t0 + i * S);
+        }
+        let first = p.stopped().unwrap().retry_at;
+        assert_eq!(first, t0 + 302 * S);
+        // At the retry time a worker may start …
+        assert_eq!(p.poll_start(first), Ok(()));
+        // … and when it fails again, the next retry waits twice as long.
+        machine(&mut p, first);
+        let second = p.stopped().unwrap().clone();
+        assert!(
+            second.reason.starts_with("the GPU still fails"),
+            "{second:?}"
+        );
+        assert_eq!(second.retry_at, first + 600 * S);
+        assert_eq!(p.poll_start(second.retry_at), Ok(()));
+        // A retry that works ends the stop.
+        p.handle_success();
+        assert_eq!(p.stopped(), None);
+        assert_eq!(p.poll_start(second.retry_at), Ok(()));
     }
 }

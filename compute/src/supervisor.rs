@@ -4,16 +4,19 @@
 //! The worker is started by re-executing a binary with the hidden argument
 //! [`WORKER_ARG`](crate::worker::WORKER_ARG). Every slice the worker finishes is a
 //! heartbeat; a silence longer than the watchdog limit (the slice ceiling several
-//! times over) gets the worker killed and the job failed with the reason. Respawns
-//! back off (1 s, 2 s, 4 s … 32 s); three failures within ten minutes stop GPU
-//! lending with a reason the owner can read (that policy is `respawn.rs`, without a
-//! clock). A job that cost a worker twice is not run again.
+//! times over) gets the worker killed and the job failed with the reason. Compiling a
+//! job's shader has a deadline of its own. Each lost worker is charged to the job it
+//! was running or to the machine ([`Cause`], see `respawn.rs`): a job's fault is
+//! reported to the caller (the node charges the requester) and the worker replaced at
+//! once; the machine's back off, and stop GPU lending with a reason the owner can read
+//! when they repeat, until a retry or the owner's resume passes Spare's self-test
+//! (`selftest.rs`). A worker that exits while idle is noticed at once
+//! ([`Supervisor::on_worker_exit`], [`Supervisor::watch_idle`]) and replaced.
 
-use std::collections::HashMap;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,7 +25,8 @@ use serde::Serialize;
 use crate::admission::AdmittedJob;
 use crate::gpu::{Checkpoint, ExecClass, Progress, SliceReport};
 use crate::manifest::BindingRef;
-use crate::respawn::{NotNow, Respawn};
+use crate::respawn::Respawn;
+pub use crate::respawn::{Cause, NotNow, Stop};
 use crate::slicing::{Budget, CEILING};
 use crate::wire::{self, CheckpointHeader, Event, Frame, JobHeader, Request};
 
@@ -35,8 +39,10 @@ pub struct RunnerConfig {
     pub ceiling: Duration,
     /// A slice silent for `ceiling × watchdog_factor` gets the worker killed.
     pub watchdog_factor: u32,
-    /// Time allowed to open the device, and to compile a job before its first slice.
+    /// Time allowed to open the device, and to receive and upload a job.
     pub startup_timeout: Duration,
+    /// Time allowed to compile a job's shader and create its pipelines.
+    pub compile_timeout: Duration,
     /// First respawn delay; doubles per consecutive failure up to 32×.
     pub backoff_base: Duration,
     /// Failures within `failure_window` that stop GPU lending.
@@ -47,6 +53,9 @@ pub struct RunnerConfig {
     pub caps: crate::admission::Caps,
     /// See `max_failures`.
     pub failure_window: Duration,
+    /// How long lending that stopped itself waits before trying again (doubling per
+    /// failed retry, at most 8×).
+    pub retry_after: Duration,
 }
 
 impl RunnerConfig {
@@ -57,9 +66,11 @@ impl RunnerConfig {
             ceiling: CEILING,
             watchdog_factor: 4,
             startup_timeout: Duration::from_secs(60),
+            compile_timeout: Duration::from_secs(10),
             backoff_base: Duration::from_secs(1),
             max_failures: 3,
             failure_window: Duration::from_secs(600),
+            retry_after: Duration::from_secs(300),
             pipeline_cache_dir: None,
             caps: crate::admission::Caps::default(),
         }
@@ -95,24 +106,56 @@ pub enum JobError {
         /// The slice ceiling.
         ceiling_ms: u64,
     },
-    /// The worker process died.
-    #[error("the GPU worker died: {0}")]
+    /// Compiling the shader ran past its deadline: the worker was killed.
+    #[error(
+        "compiling the kernel took over {limit_ms} ms: the GPU worker was killed and the job \
+         failed; the shader is too large or too complex for the GPU's compiler (look for big \
+         arrays or deeply unrolled loops)"
+    )]
+    CompileTimeout {
+        /// The deadline that was passed.
+        limit_ms: u64,
+    },
+    /// The worker process died while it ran the job.
+    #[error("the GPU worker died while it ran the job: {0}")]
     WorkerDied(String),
+    /// The worker was lost before the job reached it (or while it waited): not the
+    /// job's doing; it can be run again.
+    #[error("the GPU worker was lost: {0}")]
+    WorkerLost(String),
     /// The worker could not open a GPU.
     #[error("the GPU worker could not start: {0}")]
     StartFailed(String),
-    /// Too many failures: GPU lending is stopped.
+    /// Spare's own known-good job came back wrong.
+    #[error("the GPU computed a wrong answer to Spare's self-test")]
+    WrongAnswer,
+    /// GPU lending stopped itself.
     #[error("GPU lending stopped: {0}")]
     Stopped(String),
-    /// This job already cost a worker twice.
-    #[error("this job crashed the GPU worker twice; it is not run again")]
-    Blocked,
     /// Waiting for the next respawn.
     #[error("the GPU worker is restarting after a failure; try again in {0} ms")]
     BackingOff(u64),
     /// The request does not fit the job's state.
     #[error("{0}")]
     NotNow(String),
+}
+
+impl JobError {
+    /// Whose fault it was, when a worker was lost (`None`: none was).
+    pub fn cause(&self) -> Option<Cause> {
+        match self {
+            JobError::Watchdog { .. }
+            | JobError::CompileTimeout { .. }
+            | JobError::WorkerDied(_) => Some(Cause::Job),
+            JobError::WorkerLost(_) | JobError::StartFailed(_) | JobError::WrongAnswer => {
+                Some(Cause::Machine)
+            }
+            JobError::Failed(_)
+            | JobError::Stopped(_)
+            | JobError::BackingOff(_)
+            | JobError::NotNow(_) => None,
+        }
+    }
 }
 
 /// One output of a finished job.
@@ -199,6 +242,27 @@ struct Worker {
     class: ExecClass,
 }
 
+/// Called from the worker's output thread when a worker's output ends (it exited or
+/// was killed), so that an idle worker's death is noticed at once.
+pub type ExitHook = Arc<dyn Fn() + Send + Sync>;
+
+/// Why the next event did not come.
+enum Silence {
+    /// Nothing within the time allowed.
+    TimedOut,
+    /// The worker's output ended or broke.
+    Gone(String),
+}
+
+/// Where a job's run has got to, for the time allowed until the next event.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Receiving,
+    Compiling,
+    Uploading,
+    Slicing,
+}
+
 /// The supervisor of one GPU worker.
 pub struct Supervisor {
     config: RunnerConfig,
@@ -206,8 +270,13 @@ pub struct Supervisor {
     yielder: Yielder,
     /// When a worker may start again, and whether lending stopped itself.
     respawn: Respawn,
-    losses: HashMap<[u8; 32], u32>,
+    /// The yielded job waiting in the worker.
     current: Option<[u8; 32]>,
+    /// A worker was lost while idle: start another before the next job needs it.
+    restart: bool,
+    /// Running the self-test: whatever goes wrong is the machine's fault.
+    judging: bool,
+    on_exit: Option<ExitHook>,
 }
 
 impl Supervisor {
@@ -218,12 +287,15 @@ impl Supervisor {
                 config.backoff_base,
                 config.max_failures,
                 config.failure_window,
+                config.retry_after,
             ),
             config,
             worker: None,
             yielder: Yielder::default(),
-            losses: HashMap::new(),
             current: None,
+            restart: false,
+            judging: false,
+            on_exit: None,
         }
     }
 
@@ -232,9 +304,21 @@ impl Supervisor {
         self.yielder.clone()
     }
 
-    /// Why GPU lending stopped, if it did.
-    pub fn stopped(&self) -> Option<&str> {
+    /// Calls `hook` whenever a worker's output ends (then call [`watch_idle`](Self::watch_idle)).
+    pub fn on_worker_exit(&mut self, hook: ExitHook) {
+        self.on_exit = Some(hook);
+    }
+
+    /// When GPU lending stopped itself: why, and when it is tried again.
+    pub fn stopped(&self) -> Option<&Stop> {
         self.respawn.stopped()
+    }
+
+    /// Whether a stop's retry time has come (then run [`self_test`](Self::self_test)).
+    pub fn retry_due(&self, now: Instant) -> bool {
+        self.respawn
+            .stopped()
+            .is_some_and(|stop| now >= stop.retry_at)
     }
 
     /// The execution class of the running worker, starting it if needed.
@@ -243,7 +327,7 @@ impl Supervisor {
         self.worker
             .as_ref()
             .map(|w| w.class.clone())
-            .ok_or_else(|| JobError::WorkerDied("no worker".into()))
+            .ok_or_else(|| JobError::WorkerLost("no worker".into()))
     }
 
     /// The worker's process id, if one runs.
@@ -251,10 +335,56 @@ impl Supervisor {
         self.worker.as_ref().map(|w| w.child.id())
     }
 
-    fn ensure_worker(&mut self) -> Result<(), JobError> {
-        if let Some(reason) = self.respawn.stopped() {
-            return Err(JobError::Stopped(reason.to_owned()));
+    /// Notices a worker that exited while no job ran on it: it is counted against the
+    /// machine and replaced by [`restart_lost`](Self::restart_lost). Returns what
+    /// happened, for the log.
+    pub fn watch_idle(&mut self) -> Option<String> {
+        let worker = self.worker.as_mut()?;
+        let pid = worker.child.id();
+        // Its output ends as it exits (a moment before it can be waited for).
+        let ended = match worker.events.try_recv() {
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => Some("its output closed".to_owned()),
+            Ok(Err(reason)) => Some(reason),
+            Ok(Ok(frame)) => Some(format!("it sent {:?} while idle", frame.header)),
+        };
+        let exit = match (worker.child.try_wait(), ended) {
+            (Ok(None), None) => return None,
+            (Ok(Some(status)), _) => status.to_string(),
+            (Ok(None), Some(reason)) => reason,
+            (Err(e), _) => format!("it cannot be waited for: {e}"),
+        };
+        let what = format!("the GPU worker (pid {pid}) exited while idle ({exit})");
+        // A job that waited in it is gone with it; its owner runs it again.
+        self.current = None;
+        self.lose_worker(Cause::Machine, &what);
+        self.restart = true;
+        Some(what)
+    }
+
+    /// Starts a worker in place of one lost while idle, when the back-off allows.
+    /// Returns how long until it should be tried again (`None`: nothing to do).
+    pub fn restart_lost(&mut self) -> Option<Result<Duration, JobError>> {
+        if !self.restart || self.worker.is_some() {
+            self.restart = false;
+            return None;
         }
+        match self.ensure_worker() {
+            Ok(()) => {
+                self.restart = false;
+                None
+            }
+            Err(JobError::BackingOff(ms)) => Some(Ok(Duration::from_millis(ms))),
+            Err(JobError::Stopped(_)) => {
+                // Started again by a retry or the owner, with the next job.
+                self.restart = false;
+                None
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    fn ensure_worker(&mut self) -> Result<(), JobError> {
         if self.worker.is_some() {
             return Ok(());
         }
@@ -274,38 +404,47 @@ impl Supervisor {
             crate::worker::JOB_MEMORY_ENV,
             self.config.caps.total_buffer_bytes.to_string(),
         );
-        let mut child = command
+        let spawned = command
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| {
-                JobError::StartFailed(format!("cannot start {}: {e}", program.display()))
-            })?;
+            .spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(e) => {
+                let what = format!("cannot start {}: {e}", program.display());
+                self.respawn
+                    .handle_failure(Instant::now(), Cause::Machine, &what);
+                return Err(JobError::StartFailed(what));
+            }
+        };
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             let _ = child.kill();
-            return Err(JobError::StartFailed("no pipes to the worker".into()));
+            let _ = child.wait();
+            let what = "no pipes to the worker";
+            self.respawn
+                .handle_failure(Instant::now(), Cause::Machine, what);
+            return Err(JobError::StartFailed(what.into()));
         };
         let (tx, rx) = mpsc::channel();
+        let on_exit = self.on_exit.clone();
         std::thread::spawn(move || {
             let mut input = BufReader::new(stdout);
-            loop {
+            let end = loop {
                 match wire::read_frame::<Event>(&mut input) {
                     Ok(Some(frame)) => {
                         if tx.send(Ok(frame)).is_err() {
                             return;
                         }
                     }
-                    Ok(None) => {
-                        let _ = tx.send(Err("it closed its output".into()));
-                        return;
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(format!("it sent a malformed frame: {e}")));
-                        return;
-                    }
+                    Ok(None) => break "it closed its output".to_owned(),
+                    Err(e) => break format!("it sent a malformed frame: {e}"),
                 }
+            };
+            let _ = tx.send(Err(end));
+            if let Some(hook) = on_exit {
+                hook();
             }
         });
         let first = rx.recv_timeout(self.config.startup_timeout);
@@ -314,22 +453,24 @@ impl Supervisor {
                 header: Event::Ready { class },
                 ..
             })) => class,
-            Ok(Ok(Frame {
-                header: Event::StartFailed { message },
-                ..
-            })) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                self.respawn.handle_failure(Instant::now());
-                return Err(JobError::StartFailed(message));
-            }
             other => {
                 let _ = child.kill();
                 let _ = child.wait();
-                self.respawn.handle_failure(Instant::now());
-                return Err(JobError::StartFailed(format!(
-                    "unexpected start: {other:?}"
-                )));
+                let what = match other {
+                    Ok(Ok(Frame {
+                        header: Event::StartFailed { message },
+                        ..
+                    })) => message,
+                    Err(RecvTimeoutError::Timeout) => format!(
+                        "it did not open the GPU within {} s",
+                        self.config.startup_timeout.as_secs()
+                    ),
+                    Ok(Err(reason)) => reason,
+                    other => format!("unexpected start: {other:?}"),
+                };
+                self.respawn
+                    .handle_failure(Instant::now(), Cause::Machine, &what);
+                return Err(JobError::StartFailed(what));
             }
         };
         if let Ok(mut slot) = self.yielder.stdin.lock() {
@@ -348,16 +489,19 @@ impl Supervisor {
             .yielder
             .stdin
             .lock()
-            .map_err(|_| JobError::WorkerDied("its input lock was poisoned".into()))?;
+            .map_err(|_| JobError::WorkerLost("its input lock was poisoned".into()))?;
         let Some(stdin) = guard.as_mut() else {
-            return Err(JobError::WorkerDied("no worker".into()));
+            return Err(JobError::WorkerLost("no worker".into()));
         };
         let written = wire::write_frame(stdin, request, blobs);
         drop(guard);
         written.map_err(|e| {
-            // A worker that cannot be written to is gone: replace it next time.
-            self.lose_worker();
-            JobError::WorkerDied(format!("cannot write to it: {e}"))
+            // A worker that cannot be written to is gone before the request reached it:
+            // replace it next time.
+            let what = format!("cannot write to it: {e}");
+            self.current = None;
+            self.lose_worker(Cause::Machine, &what);
+            JobError::WorkerLost(what)
         })
     }
 
@@ -371,9 +515,8 @@ impl Supervisor {
     ) -> Result<Outcome, JobError> {
         let job = job.job();
         let digest = job.digest();
-        if self.losses.get(&digest).copied().unwrap_or(0) >= 2 {
-            return Err(JobError::Blocked);
-        }
+        // A worker that died since the last job is replaced, not written to.
+        self.watch_idle();
         self.ensure_worker()?;
         let header = JobHeader {
             source: job.source.clone(),
@@ -399,10 +542,7 @@ impl Supervisor {
             },
             &blobs,
         )?;
-        // Compiling and uploading come before `Loaded`, so they get the start-up
-        // allowance.
-        let allowance = self.config.startup_timeout;
-        self.wait_outcome(digest, allowance, on_slice)
+        self.wait_outcome(digest, Stage::Receiving, on_slice)
     }
 
     /// Continues a yielded job.
@@ -411,26 +551,75 @@ impl Supervisor {
         budget: Budget,
         on_slice: &mut dyn FnMut(&SliceReport),
     ) -> Result<Outcome, JobError> {
+        if let Some(what) = self.watch_idle() {
+            return Err(JobError::WorkerLost(format!(
+                "{what}, with the yielded job in it: run the job again"
+            )));
+        }
         let Some(digest) = self.current else {
             return Err(JobError::NotNow("no yielded job to resume".into()));
         };
         self.send(&Request::Resume { budget }, &[])?;
         // Nothing to compile: the first slice after a resume is watched like any other.
-        let allowance = self.config.watchdog();
-        self.wait_outcome(digest, allowance, on_slice)
+        self.wait_outcome(digest, Stage::Slicing, on_slice)
+    }
+
+    /// Runs Spare's own known-good job (`selftest.rs`) and checks its answer: whatever
+    /// goes wrong is the machine's fault. Success ends a stop.
+    pub fn self_test(&mut self) -> Result<(), JobError> {
+        let job = crate::selftest::job().map_err(JobError::Failed)?;
+        self.judging = true;
+        let outcome = self.run(&job, None, Budget::Idle, &mut |_| {});
+        self.judging = false;
+        let result = match outcome {
+            Ok(Outcome::Done(result)) => {
+                let expected = crate::selftest::expected_output();
+                if result.outputs.first().map(|o| &o.data) == Some(&expected) {
+                    self.respawn.handle_success();
+                    return Ok(());
+                }
+                self.lose_worker(
+                    Cause::Machine,
+                    "it computed a wrong answer to the self-test",
+                );
+                Err(JobError::WrongAnswer)
+            }
+            Ok(Outcome::Yielded(_)) => {
+                let _ = self.drop_job();
+                return Err(JobError::NotNow("the self-test was asked to yield".into()));
+            }
+            // Stopped or backing off: nothing was tried.
+            Err(e @ (JobError::Stopped(_) | JobError::BackingOff(_))) => return Err(e),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            self.respawn
+                .handle_self_test_failed(Instant::now(), &e.to_string());
+        }
+        result
+    }
+
+    /// Whether a job could start on a worker at `now` (one runs, or may be started).
+    pub fn poll_start(&self, now: Instant) -> Result<(), NotNow> {
+        if self.worker.is_some() {
+            return Ok(());
+        }
+        self.respawn.poll_start(now)
     }
 
     /// Reads back the yielded job's state, to resume later, here or elsewhere.
     pub fn checkpoint(&mut self) -> Result<Checkpoint, JobError> {
         self.send(&Request::Checkpoint, &[])?;
-        let frame = self.next_event(self.config.startup_timeout)?;
+        let frame = self.next_event_or_lose(self.config.startup_timeout)?;
         match frame.header {
             Event::Checkpoint { checkpoint } => {
                 let Some(digest) = crate::unhex32(&checkpoint.job_digest) else {
-                    return Err(self.protocol_violation("a bad checkpoint digest".into()));
+                    return Err(self.protocol_violation(Cause::Machine, "a bad checkpoint digest"));
                 };
                 if checkpoint.buffers.len() != frame.blobs.len() {
-                    return Err(self.protocol_violation("checkpoint buffers missing".into()));
+                    return Err(
+                        self.protocol_violation(Cause::Machine, "checkpoint buffers missing")
+                    );
                 }
                 Ok(Checkpoint {
                     job_digest: digest,
@@ -439,7 +628,9 @@ impl Supervisor {
                 })
             }
             Event::Failed { message } => Err(JobError::Failed(message)),
-            other => Err(self.protocol_violation(format!("unexpected reply {other:?}"))),
+            other => {
+                Err(self.protocol_violation(Cause::Machine, &format!("unexpected reply {other:?}")))
+            }
         }
     }
 
@@ -450,60 +641,88 @@ impl Supervisor {
             return Ok(());
         }
         self.send(&Request::Drop, &[])?;
-        match self.next_event(self.config.startup_timeout)?.header {
+        match self.next_event_or_lose(self.config.startup_timeout)?.header {
             Event::Dropped => Ok(()),
-            other => Err(self.protocol_violation(format!("unexpected reply {other:?}"))),
+            other => {
+                Err(self.protocol_violation(Cause::Machine, &format!("unexpected reply {other:?}")))
+            }
         }
     }
 
-    fn next_event(&mut self, timeout: Duration) -> Result<Frame<Event>, JobError> {
+    fn next_event(&mut self, timeout: Duration) -> Result<Frame<Event>, Silence> {
         let Some(worker) = self.worker.as_ref() else {
-            return Err(JobError::WorkerDied("no worker".into()));
+            return Err(Silence::Gone("no worker".into()));
         };
         match worker.events.recv_timeout(timeout) {
             Ok(Ok(frame)) => Ok(frame),
-            Ok(Err(reason)) => {
-                self.lose_worker();
-                Err(JobError::WorkerDied(reason))
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                self.lose_worker();
-                Err(JobError::Watchdog {
-                    limit_ms: timeout.as_millis() as u64,
-                    ceiling_ms: self.config.ceiling.as_millis() as u64,
-                })
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                self.lose_worker();
-                Err(JobError::WorkerDied("its output closed".into()))
-            }
+            Ok(Err(reason)) => Err(Silence::Gone(reason)),
+            Err(RecvTimeoutError::Timeout) => Err(Silence::TimedOut),
+            Err(RecvTimeoutError::Disconnected) => Err(Silence::Gone("its output closed".into())),
+        }
+    }
+
+    /// The next event of a request outside a job's run: silence loses the worker,
+    /// counted against the machine.
+    fn next_event_or_lose(&mut self, timeout: Duration) -> Result<Frame<Event>, JobError> {
+        self.next_event(timeout).map_err(|silence| {
+            let what = match silence {
+                Silence::TimedOut => format!("it did not answer within {} s", timeout.as_secs()),
+                Silence::Gone(reason) => reason,
+            };
+            self.current = None;
+            self.lose_worker(Cause::Machine, &what);
+            JobError::WorkerLost(what)
+        })
+    }
+
+    /// The time allowed until the next event at `stage`.
+    fn allowance(&self, stage: Stage) -> Duration {
+        match stage {
+            Stage::Receiving | Stage::Uploading => self.config.startup_timeout,
+            Stage::Compiling => self.config.compile_timeout,
+            Stage::Slicing => self.config.watchdog(),
         }
     }
 
     fn wait_outcome(
         &mut self,
         digest: [u8; 32],
-        first_timeout: Duration,
+        mut stage: Stage,
         on_slice: &mut dyn FnMut(&SliceReport),
     ) -> Result<Outcome, JobError> {
-        // After `Loaded`, every slice must end within the watchdog limit.
-        let mut timeout = first_timeout;
         let mut slices = 0u64;
         loop {
-            let frame = match self.next_event(timeout) {
+            let allowance = self.allowance(stage);
+            let frame = match self.next_event(allowance) {
                 Ok(frame) => frame,
-                Err(e @ (JobError::Watchdog { .. } | JobError::WorkerDied(_))) => {
-                    *self.losses.entry(digest).or_default() += 1;
+                Err(silence) => {
+                    // The job was in the worker: whatever stopped it is the job's doing.
                     self.current = None;
-                    return Err(e);
+                    let error = match (silence, stage) {
+                        (Silence::TimedOut, Stage::Compiling) => JobError::CompileTimeout {
+                            limit_ms: allowance.as_millis() as u64,
+                        },
+                        (Silence::TimedOut, Stage::Slicing) => JobError::Watchdog {
+                            limit_ms: allowance.as_millis() as u64,
+                            ceiling_ms: self.config.ceiling.as_millis() as u64,
+                        },
+                        (Silence::TimedOut, _) => JobError::WorkerDied(format!(
+                            "it did not load the job within {} s",
+                            allowance.as_secs()
+                        )),
+                        (Silence::Gone(reason), _) => JobError::WorkerDied(reason),
+                    };
+                    self.lose_worker(Cause::Job, &error.to_string());
+                    return Err(error);
                 }
-                Err(e) => return Err(e),
             };
             match frame.header {
-                Event::Loaded => timeout = self.config.watchdog(),
+                Event::Compiling => stage = Stage::Compiling,
+                Event::Compiled => stage = Stage::Uploading,
+                Event::Loaded => stage = Stage::Slicing,
                 Event::Slice { report } => {
                     slices += 1;
-                    timeout = self.config.watchdog();
+                    stage = Stage::Slicing;
                     on_slice(&report);
                 }
                 Event::Yielded { progress } => return Ok(Outcome::Yielded(progress)),
@@ -513,18 +732,19 @@ impl Supervisor {
                     progress,
                 } => {
                     self.current = None;
-                    self.respawn.handle_success();
                     if outputs.len() != frame.blobs.len() {
-                        *self.losses.entry(digest).or_default() += 1;
                         return Err(
-                            self.protocol_violation("outputs missing from its reply".into())
+                            self.protocol_violation(Cause::Job, "outputs missing from its reply")
                         );
+                    }
+                    if !self.judging {
+                        self.respawn.handle_success();
                     }
                     let class = self
                         .worker
                         .as_ref()
                         .map(|w| w.class.clone())
-                        .ok_or_else(|| JobError::WorkerDied("no worker".into()))?;
+                        .ok_or_else(|| JobError::WorkerLost("no worker".into()))?;
                     let outputs = outputs
                         .into_iter()
                         .zip(frame.blobs)
@@ -549,23 +769,29 @@ impl Supervisor {
                     return Err(JobError::Failed(message));
                 }
                 other => {
-                    *self.losses.entry(digest).or_default() += 1;
-                    return Err(self.protocol_violation(format!("unexpected event {other:?}")));
+                    return Err(
+                        self.protocol_violation(Cause::Job, &format!("unexpected event {other:?}"))
+                    );
                 }
             }
         }
     }
 
     /// A worker that broke the protocol may have more frames queued that would be read
-    /// as replies to the next request: it is killed and replaced, and counted.
-    fn protocol_violation(&mut self, what: String) -> JobError {
+    /// as replies to the next request: it is killed and replaced, and charged to `cause`.
+    fn protocol_violation(&mut self, cause: Cause, what: &str) -> JobError {
         self.current = None;
-        self.lose_worker();
-        JobError::WorkerDied(format!("it broke the protocol: {what}"))
+        let what = format!("it broke the protocol: {what}");
+        self.lose_worker(cause, &what);
+        match cause {
+            Cause::Job => JobError::WorkerDied(what),
+            Cause::Machine => JobError::WorkerLost(what),
+        }
     }
 
-    /// Kills the worker and counts the failure.
-    fn lose_worker(&mut self) {
+    /// Kills the worker and counts the failure against `cause` (against the machine
+    /// while judging: the self-test is known good).
+    fn lose_worker(&mut self, cause: Cause, what: &str) {
         if let Some(mut worker) = self.worker.take() {
             let _ = worker.child.kill();
             let _ = worker.child.wait();
@@ -573,7 +799,8 @@ impl Supervisor {
         if let Ok(mut slot) = self.yielder.stdin.lock() {
             *slot = None;
         }
-        self.respawn.handle_failure(Instant::now());
+        let cause = if self.judging { Cause::Machine } else { cause };
+        self.respawn.handle_failure(Instant::now(), cause, what);
     }
 
     /// Clears a stop after the owner turned GPU lending back on.

@@ -183,6 +183,10 @@ pub enum Event {
         /// Why.
         message: String,
     },
+    /// The job's shader is being compiled (only when it is not compiled yet).
+    Compiling,
+    /// It is compiled; its buffers are uploaded next.
+    Compiled,
     /// The job is compiled and its buffers are on the device; slices start now.
     Loaded,
     /// A slice finished (also the watchdog's heartbeat).

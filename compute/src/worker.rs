@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use crate::admission::Caps;
-use crate::gpu::{Checkpoint, Control, Gpu, Resident, RunEnd};
+use crate::gpu::{Checkpoint, Control, Gpu, LoadStage, Resident, RunEnd};
 use crate::manifest::{Binding, Job};
 use crate::wire::{self, CheckpointHeader, Event, Frame, Request};
 
@@ -125,7 +125,17 @@ fn handle(
                 Ok(parts) => parts,
                 Err(message) => return failed(out, message),
             };
-            match gpu.load(&job, checkpoint.as_ref()) {
+            // Compiling gets a deadline of its own in the supervisor: it hears when it
+            // starts and ends.
+            let mut on_stage = |stage| {
+                let event = match stage {
+                    LoadStage::Compiling => Event::Compiling,
+                    LoadStage::Compiled => Event::Compiled,
+                };
+                let _ = wire::write_frame(&mut *out, &event, &[]);
+            };
+            let loaded = gpu.load_observed(&job, checkpoint.as_ref(), &mut on_stage);
+            match loaded {
                 Ok(r) => {
                     *resident = Some((job, r));
                     wire::write_frame(out, &Event::Loaded, &[])?;

@@ -6,6 +6,15 @@ use std::time::Duration;
 
 use super::{Checkpoint, Gpu, GpuError, Progress, Resident, ResidentBinding};
 
+/// Where loading a job has got to (see [`Gpu::load_observed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadStage {
+    /// The shader is being compiled and its pipelines created.
+    Compiling,
+    /// They are; the buffers are uploaded next.
+    Compiled,
+}
+
 /// The bindings a layout is made for.
 type LayoutKey = Vec<(BindingRef, BindingKind)>;
 use crate::admission::{self, RUNNER_GROUP};
@@ -19,6 +28,17 @@ impl Gpu {
         &mut self,
         job: &Job,
         checkpoint: Option<&Checkpoint>,
+    ) -> Result<Resident, GpuError> {
+        self.load_observed(job, checkpoint, &mut |_| {})
+    }
+
+    /// [`load`](Self::load), telling `on_stage` when compiling starts and ends (the
+    /// supervisor gives compiling a deadline of its own).
+    pub fn load_observed(
+        &mut self,
+        job: &Job,
+        checkpoint: Option<&Checkpoint>,
+        on_stage: &mut dyn FnMut(LoadStage),
     ) -> Result<Resident, GpuError> {
         let digest = job.digest();
         if let Some(cp) = checkpoint
@@ -61,7 +81,7 @@ impl Gpu {
             })?;
             self.layouts.insert(layout_key.clone(), made);
         }
-        self.compile(job, &layout_key, shader_digest, admitted)?;
+        self.compile(job, &layout_key, shader_digest, admitted, on_stage)?;
 
         if let Some(cp) = checkpoint {
             check_checkpoint(job, cp)?;
@@ -113,6 +133,7 @@ impl Gpu {
         layout_key: &LayoutKey,
         shader_digest: [u8; 32],
         admitted: Option<admission::Admitted>,
+        on_stage: &mut dyn FnMut(LoadStage),
     ) -> Result<(), GpuError> {
         let needs_compile = job.steps.iter().any(|s| {
             !self
@@ -120,6 +141,7 @@ impl Gpu {
                 .contains_key(&(shader_digest, s.entry_point.clone()))
         });
         if needs_compile {
+            on_stage(LoadStage::Compiling);
             let admitted = match admitted {
                 Some(admitted) => admitted,
                 None => admission::admit(job, &self.caps)?,
@@ -157,6 +179,7 @@ impl Gpu {
             }
             self.pipelines.extend(compiled);
             self.save_pipeline_cache();
+            on_stage(LoadStage::Compiled);
         }
         Ok(())
     }

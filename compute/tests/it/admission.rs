@@ -236,3 +236,93 @@ fn huge_sizes_in_a_manifest_are_refused_before_allocating() {
     j.steps[0].repeat = 1_000_000;
     assert_eq!(j.total_workgroups(), u64::MAX);
 }
+
+/// Every way a shader can hold a large value per invocation is counted, and refused at
+/// its place. Each shader holds 32 KiB (twice the cap) and passes naga's validation.
+#[test]
+fn large_private_memory_is_refused_however_it_is_declared() {
+    let head = "@group(0) @binding(0) var<storage, read_write> out: array<u32>;\n";
+    let cases: &[(&str, &str, Option<u32>)] = &[
+        (
+            "a local",
+            "@compute @workgroup_size(1)\nfn main() {\n    var big: array<u32, 8192>;\n    big[out[1]] = 2u;\n    out[0] = big[out[2]];\n}\n",
+            Some(3),
+        ),
+        (
+            "a let value",
+            "@compute @workgroup_size(1)\nfn main() {\n    let big = array<u32, 8192>();\n    out[0] = big[out[2]];\n}\n",
+            Some(3),
+        ),
+        (
+            "a const value in a function",
+            "@compute @workgroup_size(1)\nfn main() {\n    const big = array<u32, 8192>();\n    out[0] = big[out[2]];\n}\n",
+            Some(3),
+        ),
+        (
+            "a module constant",
+            "const BIG = array<u32, 8192>();\n@compute @workgroup_size(1)\nfn main() {\n    out[0] = BIG[out[2]];\n}\n",
+            Some(1),
+        ),
+        (
+            "an array of structs",
+            "struct Cell { a: vec4<u32>, b: vec4<u32> }\nvar<private> cells: array<Cell, 1024>;\n@compute @workgroup_size(1)\nfn main() {\n    cells[out[1]].a.x = 1u;\n    out[0] = cells[out[2]].a.x;\n}\n",
+            Some(2),
+        ),
+        (
+            "an array in a called function",
+            "fn helper(i: u32) -> u32 {\n    var big: array<u32, 8192>;\n    big[i] = i;\n    return big[i / 2u];\n}\n@compute @workgroup_size(1)\nfn main() {\n    out[0] = helper(out[1]);\n}\n",
+            Some(2),
+        ),
+        (
+            "an array passed by value",
+            "fn pick(values: array<u32, 8192>, i: u32) -> u32 {\n    return values[i];\n}\n@compute @workgroup_size(1)\nfn main() {\n    out[0] = pick(array<u32, 8192>(), out[1]);\n}\n",
+            None,
+        ),
+    ];
+    for (how, body, line) in cases {
+        let src = format!("{head}{body}");
+        let r = admission::admit(&job(&src, OUT, "main"), &Caps::default())
+            .map(|_| ())
+            .expect_err(how);
+        let text = r.to_string();
+        assert!(text.contains("private memory"), "{how}: {text}");
+        let problem =
+            r.0.iter()
+                .find(|p| p.message.contains("private memory"))
+                .unwrap();
+        // Lines of the body, after the one-line head.
+        if let Some(line) = line {
+            assert_eq!(problem.line, Some(line + 1), "{how}: {text}");
+        }
+        assert!(
+            problem.line.is_some() && problem.column.is_some(),
+            "{how}: {text}"
+        );
+    }
+    // The same shapes, small, are admitted: the count is of bytes, not of kinds.
+    let small = format!(
+        "{head}fn helper(i: u32) -> u32 {{\n    var a: array<u32, 64>;\n    a[i] = i;\n    let b = a;\n    return b[i / 2u];\n}}\n@compute @workgroup_size(1)\nfn main() {{\n    out[0] = helper(out[1]);\n}}\n"
+    );
+    admission::admit(&job(&small, OUT, "main"), &Caps::default()).unwrap();
+}
+
+#[test]
+fn override_sized_workgroup_arrays_count_at_their_value() {
+    let src = "override n: u32 = 1048576;\n@group(0) @binding(0) var<storage, read_write> out: array<u32>;\nvar<workgroup> tile: array<u32, n>;\n@compute @workgroup_size(1)\nfn main() {\n    tile[out[1]] = 1u;\n    out[0] = tile[out[2]];\n}\n";
+    let r = refused(&job(src, OUT, "main"));
+    let text = r.to_string();
+    assert!(
+        text.contains("workgroup memory") && text.contains("4194304"),
+        "{text}"
+    );
+    // Named at the entry point that uses it.
+    assert_eq!(r.0[0].line, Some(5), "{text}");
+}
+
+#[test]
+fn arrays_too_large_for_32_bits_are_refused_not_wrapped() {
+    // 2³² bytes: a 32-bit size of this type would wrap to 0.
+    let src = "@group(0) @binding(0) var<storage, read_write> out: array<u32>;\nvar<private> big: array<array<u32, 65536>, 16384>;\n@compute @workgroup_size(1)\nfn main() {\n    big[out[1]][out[2]] = 1u;\n    out[0] = big[out[2]][out[1]];\n}\n";
+    let r = refused(&job(src, OUT, "main"));
+    assert!(r.to_string().contains("exceeds"), "{r}");
+}

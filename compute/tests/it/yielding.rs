@@ -152,13 +152,9 @@ fn a_worker_that_died_while_idle_is_replaced() {
         .status()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(100));
-    // The first attempt finds it dead; the next one runs in a fresh worker.
+    // The job never hears of it: the dead worker is found before the job is sent, and
+    // the job runs in a fresh one.
     let job = example("vector_add");
-    let first = sup.run(&admitted(job.clone()), None, Budget::Idle, &mut |_| {});
-    assert!(
-        matches!(first, Err(compute::supervisor::JobError::WorkerDied(_))),
-        "{first:?}"
-    );
     let result = run_to_end(&mut sup, &job);
     assert_ne!(sup.worker_pid(), Some(pid));
     assert_eq!(f32s(&result.outputs[0].data)[2], 1.25);

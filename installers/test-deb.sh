@@ -85,6 +85,15 @@ start=$(date +%s.%N)
 [ -x /usr/bin/spare-app ] && [ -x /usr/bin/spare ] || fail "the package installed no /usr/bin/spare-app or /usr/bin/spare"
 [ -f /usr/lib/systemd/user/spare.service ] || fail "the package installed no systemd user unit"
 [ -f /usr/share/applications/Spare.desktop ] || fail "the package installed no desktop entry"
+# No test switch ships: the packaged command refuses the one the tests use.
+for command in "relay serve" daemon; do
+  # shellcheck disable=SC2086
+  if refused=$(/usr/bin/spare $command --allow-loopback-for-tests --help 2>&1); then
+    fail "the packaged spare accepts --allow-loopback-for-tests ($command)"
+  fi
+  echo "$refused" | grep -q "unexpected argument '--allow-loopback-for-tests'" ||
+    fail "the packaged spare $command did not name the refused switch: $refused"
+done
 
 /usr/bin/spare-app --demo >"$home/app.log" 2>&1 &
 app_pid=$!

@@ -92,8 +92,6 @@ enum Command {
         /// UDP address to listen on [default: all interfaces at relay.port]
         #[arg(long)]
         bind: Option<SocketAddr>,
-        #[arg(long, hide = true)]
-        allow_loopback_for_tests: bool,
     },
     /// Show the running node's state per resource, with reasons and today's earnings
     Status {
@@ -166,6 +164,9 @@ enum RelayCommand {
         /// Price in micro-credits per GiB relayed [default: relay.price_per_gib]
         #[arg(long)]
         price: Option<u64>,
+        /// Lets egress reach loopback. Only in builds with the `test-switches` feature,
+        /// which the tests turn on and no release or package build does.
+        #[cfg(feature = "test-switches")]
         #[arg(long, hide = true)]
         allow_loopback_for_tests: bool,
     },
@@ -441,11 +442,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             );
             Ok(Outcome::Ok)
         }
-        Command::Daemon {
-            demo,
-            bind,
-            allow_loopback_for_tests,
-        } => {
+        Command::Daemon { demo, bind } => {
             let config = load_config(&cli)?;
             let (identity, origin) = identity::load_or_create(&key_store(&cli, &config))?;
             if origin == Origin::Created {
@@ -455,7 +452,6 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 node::NodeOptions::new(config, identity.signing_key().clone(), paths::data_dir()?);
             options.demo = *demo;
             options.bind = *bind;
-            options.allow_loopback_for_tests = *allow_loopback_for_tests;
             crate::daemon::run(options)?;
             Ok(Outcome::Ok)
         }
@@ -542,7 +538,7 @@ fn run_relay(cli: &Cli, command: &RelayCommand) -> anyhow::Result<Outcome> {
             allow,
             egress_open,
             price,
-            allow_loopback_for_tests,
+            ..
         } => crate::relaying::serve(
             key,
             &config,
@@ -551,7 +547,7 @@ fn run_relay(cli: &Cli, command: &RelayCommand) -> anyhow::Result<Outcome> {
                 public: public.clone(),
                 allow: allow.clone(),
                 open: *egress_open,
-                allow_loopback_for_tests: *allow_loopback_for_tests,
+                allow_loopback_for_tests: loopback_for_tests(command),
                 price_per_gib: *price,
             },
         )?,
@@ -568,4 +564,22 @@ fn run_relay(cli: &Cli, command: &RelayCommand) -> anyhow::Result<Outcome> {
         } => crate::relaying::dial_forward(ticket, key, peer, *local)?,
     }
     Ok(Outcome::Ok)
+}
+
+/// Whether `relay serve` was given the tests' loopback switch (which exists only in
+/// builds with the `test-switches` feature).
+#[cfg(feature = "test-switches")]
+fn loopback_for_tests(command: &RelayCommand) -> bool {
+    matches!(
+        command,
+        RelayCommand::Serve {
+            allow_loopback_for_tests: true,
+            ..
+        }
+    )
+}
+
+#[cfg(not(feature = "test-switches"))]
+fn loopback_for_tests(_: &RelayCommand) -> bool {
+    false
 }

@@ -1,5 +1,9 @@
 //! `spare relay serve` and `spare relay connect` as real processes: curl reaches an
 //! HTTP server through the SOCKS5 proxy and the node.
+//!
+//! The HTTP server is on loopback, which egress refuses but for a switch that only
+//! builds with the `test-switches` feature have (`make test` turns it on).
+#![cfg_attr(not(feature = "test-switches"), allow(dead_code, unused_imports))]
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -45,6 +49,27 @@ fn free_port() -> u16 {
         .port()
 }
 
+#[cfg(not(feature = "test-switches"))]
+#[test]
+fn a_build_without_test_switches_refuses_the_loopback_switch() {
+    let spare = Spare::new();
+    for command in [&["relay", "serve"][..], &["daemon"][..]] {
+        let output = spare
+            .command()
+            .args(command)
+            .arg("--allow-loopback-for-tests")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{command:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("unexpected argument '--allow-loopback-for-tests'"),
+            "{command:?}: {stderr}"
+        );
+    }
+}
+
+#[cfg(feature = "test-switches")]
 #[test]
 fn curl_through_spare_relay_connect_and_serve() {
     let spare = Spare::new();

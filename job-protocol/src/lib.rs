@@ -82,6 +82,10 @@ pub enum Code {
     JobFailed,
     /// The node is stopping.
     NodeStopping,
+    /// This job lost the node's GPU worker before (it hung or killed it): never again.
+    JobBlocked,
+    /// The requester's jobs lost the node's GPU worker: refused for a while.
+    CoolingOff,
 }
 
 impl Code {

@@ -222,6 +222,10 @@ fn policy(name: &'static str, state: &ResourceState, config: &Config) -> Check {
             .into()
     } else if reason.starts_with("GPU at") {
         "lending resumes when the GPU cools down (gpu.max_temperature_c)".into()
+    } else if reason.starts_with("the GPU ") {
+        "check the GPU's driver (the gpu check above, and `spare logs`); Spare tries again by \
+         itself, or resume now with `spare resume gpu` (or Resume in the dashboard)"
+            .into()
     } else if reason.contains("quota") {
         "raise bandwidth.daily_quota_mb / bandwidth.monthly_quota_gb, or wait for the next \
          period"

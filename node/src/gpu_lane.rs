@@ -4,6 +4,13 @@
 //! When lending stops, the lane asks the worker to yield (the job stops after the
 //! slice in flight and waits in the worker) and resumes it when lending starts again,
 //! so stopping loses no work and no credit.
+//!
+//! A job that loses the worker is charged to its requester (`blame.rs`); when jobs of
+//! several requesters do, the lane runs Spare's self-test to learn whether the machine
+//! is at fault. Lending that stopped itself is shown with its reason, tried again after
+//! a back-off, and started again at once by the owner's resume. While idle, the lane
+//! watches the worker: one that exits is replaced before the next job needs it, and jobs
+//! that arrive meanwhile wait in the queue (up to `MAX_RESTART_WAIT`).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -11,15 +18,32 @@ use std::time::{Duration, Instant};
 
 use compute::admission::AdmittedJob;
 use compute::slicing::Budget;
-use compute::supervisor::{JobError, JobResult, Outcome, RunnerConfig, Supervisor, Yielder};
-use ledger::VerifiedReceipt;
+use compute::supervisor::{
+    Cause, JobError, JobResult, NotNow, Outcome, RunnerConfig, Stop, Supervisor, Yielder,
+};
+use ledger::{PartyId, VerifiedReceipt};
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::blame::{self, Blame};
 use job_protocol::{Code, Refusal};
 
 /// Jobs waiting at most; more are refused with `queue_full`.
 pub const MAX_QUEUED: usize = 16;
+
+/// How long a job waits in the queue for a worker that is being restarted.
+pub const MAX_RESTART_WAIT: Duration = Duration::from_secs(60);
+
+/// A requester whose job lost the worker is refused this long, doubling per repeat…
+const COOLING_OFF: Duration = Duration::from_secs(10 * 60);
+/// … up to this.
+const MAX_COOLING_OFF: Duration = Duration::from_secs(24 * 3600);
+/// Jobs of this many different requesters losing workers within `SUSPICION_WINDOW`
+/// make the lane run the self-test.
+const SUSPECTS: usize = 3;
+const SUSPICION_WINDOW: Duration = Duration::from_secs(10 * 60);
+/// Tries at most of a job whose worker was lost before it reached it.
+const MAX_TRIES: u32 = 3;
 
 /// What happens to a queued job, as the requester's connection hears it.
 #[derive(Debug)]
@@ -34,12 +58,40 @@ pub enum LaneEvent {
 
 /// A job accepted for running.
 pub struct Queued {
-    /// The job.
-    pub job: AdmittedJob,
-    /// The requester's verified order: the ledger entry once done.
-    pub order: VerifiedReceipt,
-    /// Where events about it go.
-    pub events: UnboundedSender<LaneEvent>,
+    job: AdmittedJob,
+    order: VerifiedReceipt,
+    events: UnboundedSender<LaneEvent>,
+    digest: [u8; 32],
+    arrived: Instant,
+    tries: u32,
+}
+
+impl Queued {
+    /// `job`, paid by the requester's verified `order` (the ledger entry once done),
+    /// telling `events` what happens to it.
+    pub fn new(
+        job: AdmittedJob,
+        order: VerifiedReceipt,
+        events: UnboundedSender<LaneEvent>,
+    ) -> Self {
+        let digest = job.job().digest();
+        Self {
+            job,
+            order,
+            events,
+            digest,
+            arrived: Instant::now(),
+            tries: 0,
+        }
+    }
+
+    fn requester(&self) -> PartyId {
+        self.order.receipt().counterparty
+    }
+
+    fn id(&self) -> String {
+        ledger::hex(&self.order.receipt().reference[..6])
+    }
 }
 
 /// What the lane is doing, for status.
@@ -55,13 +107,14 @@ pub struct LaneStatus {
     pub done: u64,
     /// Jobs that failed since the node started.
     pub failed: u64,
-    /// Why the runner stopped itself (a worker that keeps failing), if it did.
+    /// Why the runner stopped itself (the machine's failures), if it did.
     pub stopped: Option<String>,
+    /// Requesters refused now because their jobs lost the worker.
+    pub cooling_off: usize,
     /// The GPU the worker opened, once known.
     pub adapter: Option<String>,
 }
 
-#[derive(Default)]
 struct State {
     queue: VecDeque<Queued>,
     lending: bool,
@@ -72,6 +125,38 @@ struct State {
     busy: Duration,
     /// When the last yield completed (for the yield benchmark).
     last_yield: Option<Instant>,
+    /// Who is charged for lost workers.
+    blame: Blame,
+    /// The owner resumed GPU lending: clear a stop and run the self-test.
+    resume_requested: bool,
+}
+
+/// What the lane's thread does next.
+enum Work {
+    Job(Box<Queued>, Budget),
+    SelfTest(Why),
+    Close,
+}
+
+/// Why the self-test runs.
+#[derive(Clone, Copy, Debug)]
+enum Why {
+    /// Jobs of this many requesters lost workers lately.
+    Suspects(usize),
+    /// Lending stopped itself, and its retry time came.
+    Retry,
+    /// The owner resumed GPU lending.
+    OwnerResumed,
+}
+
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Why::Suspects(n) => write!(f, "jobs of {n} different requesters lost the GPU worker"),
+            Why::Retry => f.write_str("trying again after GPU lending stopped itself"),
+            Why::OwnerResumed => f.write_str("you resumed GPU lending"),
+        }
+    }
 }
 
 /// The queue and the runner thread.
@@ -86,8 +171,19 @@ impl GpuLane {
     /// Starts the lane's thread with a supervisor built from `runner`.
     pub fn start(runner: RunnerConfig) -> std::io::Result<Arc<GpuLane>> {
         let supervisor = Supervisor::new(runner);
+        let state = State {
+            queue: VecDeque::new(),
+            lending: false,
+            budget: None,
+            closing: false,
+            status: LaneStatus::default(),
+            busy: Duration::ZERO,
+            last_yield: None,
+            blame: Blame::new(COOLING_OFF, MAX_COOLING_OFF, SUSPICION_WINDOW, SUSPECTS),
+            resume_requested: false,
+        };
         let lane = Arc::new(GpuLane {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
             wake: Condvar::new(),
             yielder: supervisor.yielder(),
             on_start: Mutex::new(None),
@@ -105,7 +201,8 @@ impl GpuLane {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues a job; refuses it when the queue is full. Returns its position.
+    /// Queues a job; refuses it when the queue is full, the GPU is stopped, or its
+    /// requester or the job itself lost a worker before. Returns its position.
     pub fn enqueue(&self, job: Queued) -> Result<usize, Refusal> {
         let mut state = self.lock();
         if state.closing {
@@ -113,6 +210,36 @@ impl GpuLane {
                 code: Code::NodeStopping,
                 message: "the node is stopping; try again later".into(),
             });
+        }
+        if let Some(reason) = &state.status.stopped {
+            return Err(Refusal {
+                code: Code::NotOffered,
+                message: format!("this node's GPU is paused ({reason}); try another node"),
+            });
+        }
+        match state
+            .blame
+            .check(Instant::now(), &job.requester(), &job.digest)
+        {
+            Ok(()) => {}
+            Err(blame::Refused::JobBlocked) => {
+                return Err(Refusal {
+                    code: Code::JobBlocked,
+                    message: "this job lost this node's GPU worker before (it hung or killed \
+                              it); it is not run again"
+                        .into(),
+                });
+            }
+            Err(blame::Refused::CoolingOff { left, offenses }) => {
+                return Err(Refusal {
+                    code: Code::CoolingOff,
+                    message: format!(
+                        "{offenses} of your jobs lost this node's GPU worker (they hung or \
+                         killed it): your jobs are refused for {} more minutes",
+                        left.as_secs().div_ceil(60)
+                    ),
+                });
+            }
         }
         if state.queue.len() >= MAX_QUEUED {
             return Err(Refusal {
@@ -143,6 +270,16 @@ impl GpuLane {
             self.yielder.request();
         }
         self.wake.notify_all();
+    }
+
+    /// The owner resumed GPU lending: a stop the runner made itself is cleared and
+    /// the self-test run; the status shows its outcome.
+    pub fn resume_runner(&self) {
+        let mut state = self.lock();
+        if state.status.stopped.is_some() {
+            state.resume_requested = true;
+            self.wake.notify_all();
+        }
     }
 
     /// Calls `hook` whenever a job starts or resumes on the GPU (the policy then
@@ -191,24 +328,96 @@ impl GpuLane {
         self.wake.notify_all();
     }
 
-    /// Waits until there is a job and lending is on; `None` when closing.
-    fn next_job(&self) -> Option<(Queued, Budget)> {
-        let mut state = self.lock();
+    /// Waits for the next thing to do, watching the worker meanwhile: a job (lending
+    /// on, a worker ready or startable), the self-test, or closing.
+    fn next_work(&self, supervisor: &mut Supervisor) -> Work {
         loop {
+            if let Some(what) = supervisor.watch_idle() {
+                tracing::warn!("{what}: starting another before the next job");
+            }
+            // Nothing due: look again now and then, and at once when a worker exits.
+            let mut wait = Duration::from_secs(30);
+            match supervisor.restart_lost() {
+                None => {}
+                Some(Ok(after)) => wait = wait.min(after),
+                Some(Err(e)) => {
+                    tracing::warn!("the GPU worker could not be restarted: {e}");
+                    wait = wait.min(Duration::from_secs(1));
+                }
+            }
+            self.publish(supervisor);
+            let now = Instant::now();
+            let mut state = self.lock();
             if state.closing {
-                return None;
+                return Work::Close;
             }
-            if state.lending
-                && let Some(job) = state.queue.pop_front()
-            {
-                state.status.queued = state.queue.len();
-                state.status.running = true;
-                return Some((job, state.budget.unwrap_or(Budget::Idle)));
+            if std::mem::take(&mut state.resume_requested) {
+                return Work::SelfTest(Why::OwnerResumed);
             }
-            state = self
-                .wake
-                .wait(state)
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if supervisor.retry_due(now) {
+                return Work::SelfTest(Why::Retry);
+            }
+            if let Some(stop) = supervisor.stopped() {
+                wait = wait.min(stop.retry_at.saturating_duration_since(now));
+            } else if state.lending && !state.queue.is_empty() {
+                match supervisor.poll_start(now) {
+                    Ok(()) => {
+                        if let Some(job) = state.queue.pop_front() {
+                            state.status.queued = state.queue.len();
+                            state.status.running = true;
+                            return Work::Job(Box::new(job), state.budget.unwrap_or(Budget::Idle));
+                        }
+                    }
+                    Err(NotNow::BackingOff(left)) => {
+                        // A worker is being restarted: jobs wait for it, up to a bound.
+                        wait = wait.min(left);
+                        let expired: VecDeque<Queued> = {
+                            let (old, young) = std::mem::take(&mut state.queue)
+                                .into_iter()
+                                .partition(|q| q.arrived.elapsed() >= MAX_RESTART_WAIT);
+                            state.queue = young;
+                            old
+                        };
+                        state.status.queued = state.queue.len();
+                        for job in expired {
+                            let _ = job.events.send(LaneEvent::Failed(restart_too_long()));
+                        }
+                    }
+                    Err(NotNow::Stopped(_)) => {}
+                }
+            }
+            drop(
+                self.wake
+                    .wait_timeout(state, wait.max(Duration::from_millis(1)))
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            );
+        }
+    }
+
+    /// Shows the runner's stop (with its reason and retry time) in the status, logs
+    /// a change, and fails queued jobs while it lasts.
+    fn publish(&self, supervisor: &Supervisor) {
+        let stopped = supervisor.stopped().map(describe_stop);
+        let mut state = self.lock();
+        let now = Instant::now();
+        state.status.cooling_off = state.blame.cooling_off(now);
+        if state.status.stopped.is_none()
+            && let Some(reason) = &stopped
+        {
+            tracing::warn!("GPU lending paused: {reason}");
+        } else if state.status.stopped.is_some() && stopped.is_none() {
+            tracing::info!("GPU lending works again");
+        }
+        state.status.stopped = stopped.clone();
+        if let Some(reason) = stopped {
+            let refusal = Refusal {
+                code: Code::NotOffered,
+                message: format!("this node's GPU is paused ({reason}); try another node"),
+            };
+            for job in state.queue.drain(..) {
+                let _ = job.events.send(LaneEvent::Failed(refusal.clone()));
+            }
+            state.status.queued = 0;
         }
     }
 
@@ -236,49 +445,161 @@ impl GpuLane {
     }
 
     fn run(self: Arc<Self>, mut supervisor: Supervisor) {
-        while let Some((queued, budget)) = self.next_job() {
-            let _ = queued.events.send(LaneEvent::Running);
-            self.started();
-            let lane = self.clone();
-            let mut on_slice = move |slice: &compute::gpu::SliceReport| {
-                let mut state = lane.lock();
-                state.busy += slice.elapsed;
-                // A stop that raced the start of the job is honoured at the next slice.
-                if !state.lending {
-                    lane.yielder.request();
+        let lane = Arc::downgrade(&self);
+        supervisor.on_worker_exit(Arc::new(move || {
+            if let Some(lane) = lane.upgrade() {
+                lane.wake.notify_all();
+            }
+        }));
+        loop {
+            match self.next_work(&mut supervisor) {
+                Work::Close => break,
+                Work::SelfTest(why) => self.self_test(&mut supervisor, why),
+                Work::Job(queued, budget) => {
+                    if let Some(suspects) = self.run_job(&mut supervisor, *queued, budget) {
+                        self.self_test(&mut supervisor, Why::Suspects(suspects));
+                    }
                 }
-            };
-            let mut outcome = supervisor.run(&queued.job, None, budget, &mut on_slice);
-            let event = loop {
-                match outcome {
-                    Ok(Outcome::Done(result)) => break LaneEvent::Done(result),
-                    Ok(Outcome::Yielded(_)) => match self.wait_for_lending() {
-                        Some(budget) => {
-                            let _ = queued.events.send(LaneEvent::Running);
-                            self.started();
-                            outcome = supervisor.resume(budget, &mut on_slice);
-                        }
-                        None => {
-                            let _ = supervisor.drop_job();
-                            break LaneEvent::Failed(stopping());
-                        }
-                    },
-                    Err(e) => break LaneEvent::Failed(failed(&e)),
+            }
+            self.publish(&supervisor);
+        }
+    }
+
+    /// Runs Spare's known-good job: whether the machine is at fault.
+    fn self_test(&self, supervisor: &mut Supervisor, why: Why) {
+        if let Why::OwnerResumed = why {
+            supervisor.reset_failures();
+        }
+        tracing::info!("running Spare's GPU self-test: {why}");
+        match supervisor.self_test() {
+            Ok(()) => {
+                if let Why::Suspects(_) = why {
+                    self.lock().blame.handle_self_test_passed();
+                    tracing::info!(
+                        "the GPU passed Spare's self-test: the requesters' jobs were at \
+                         fault, and lending goes on"
+                    );
+                } else {
+                    tracing::info!("the GPU passed Spare's self-test");
                 }
-            };
-            let mut state = self.lock();
-            state.status.running = false;
-            match &event {
-                LaneEvent::Done(result) => {
+            }
+            Err(e) => tracing::warn!("the GPU did not pass Spare's self-test: {e}"),
+        }
+    }
+
+    /// Runs one job to its end. Returns `Some(n)` when jobs of `n` different
+    /// requesters lost workers lately (then the self-test should run).
+    fn run_job(
+        &self,
+        supervisor: &mut Supervisor,
+        mut queued: Queued,
+        budget: Budget,
+    ) -> Option<usize> {
+        queued.tries += 1;
+        let _ = queued.events.send(LaneEvent::Running);
+        self.started();
+        let lane = self;
+        let mut on_slice = move |slice: &compute::gpu::SliceReport| {
+            let mut state = lane.lock();
+            state.busy += slice.elapsed;
+            // A stop that raced the start of the job is honoured at the next slice.
+            if !state.lending {
+                lane.yielder.request();
+            }
+        };
+        let mut outcome = supervisor.run(&queued.job, None, budget, &mut on_slice);
+        let error = loop {
+            match outcome {
+                Ok(Outcome::Done(result)) => {
+                    let mut state = self.lock();
+                    state.status.running = false;
                     state.status.done += 1;
                     state.status.adapter = Some(result.class.adapter.clone());
+                    drop(state);
+                    let _ = queued.events.send(LaneEvent::Done(result));
+                    return None;
                 }
-                _ => state.status.failed += 1,
+                Ok(Outcome::Yielded(_)) => match self.wait_for_lending() {
+                    Some(budget) => {
+                        let _ = queued.events.send(LaneEvent::Running);
+                        self.started();
+                        outcome = supervisor.resume(budget, &mut on_slice);
+                    }
+                    None => {
+                        let _ = supervisor.drop_job();
+                        self.finish_failed(&queued, stopping());
+                        return None;
+                    }
+                },
+                Err(e) => break e,
             }
-            state.status.stopped = supervisor.stopped().map(str::to_owned);
-            drop(state);
-            let _ = queued.events.send(event);
+        };
+        let not_the_jobs_doing = matches!(
+            error,
+            JobError::WorkerLost(_) | JobError::StartFailed(_) | JobError::BackingOff(_)
+        );
+        if not_the_jobs_doing
+            && queued.tries < MAX_TRIES
+            && queued.arrived.elapsed() < MAX_RESTART_WAIT
+        {
+            // It waits for a new worker, first in line.
+            tracing::info!(job = %queued.id(), "{error}: the job waits for the GPU worker's restart");
+            let mut state = self.lock();
+            state.status.running = false;
+            state.queue.push_front(queued);
+            state.status.queued = state.queue.len();
+            return None;
         }
+        if error.cause() != Some(Cause::Job) {
+            self.finish_failed(&queued, failed(&error));
+            return None;
+        }
+        let requester = queued.requester();
+        let charged = self
+            .lock()
+            .blame
+            .handle_failure(Instant::now(), requester, queued.digest);
+        tracing::warn!(
+            job = %queued.id(),
+            %requester,
+            offenses = charged.offenses,
+            "the job lost the GPU worker ({error}): the job is refused from now on, and its \
+             requester for {} minutes; lending goes on",
+            charged.cooling_off.as_secs() / 60
+        );
+        self.finish_failed(&queued, failed(&error));
+        charged.self_test
+    }
+
+    fn finish_failed(&self, queued: &Queued, refusal: Refusal) {
+        let mut state = self.lock();
+        state.status.running = false;
+        state.status.failed += 1;
+        drop(state);
+        let _ = queued.events.send(LaneEvent::Failed(refusal));
+    }
+}
+
+/// A stop, for the owner: its reason, when it is tried again, and how to resume now.
+fn describe_stop(stop: &Stop) -> String {
+    let left = stop.retry_at.saturating_duration_since(Instant::now());
+    let at = chrono::Local::now()
+        + chrono::Duration::from_std(left).unwrap_or_else(|_| chrono::Duration::zero());
+    format!(
+        "{}; Spare tries again at {}, or resume now with `spare resume gpu`",
+        stop.reason,
+        at.format("%H:%M")
+    )
+}
+
+fn restart_too_long() -> Refusal {
+    Refusal {
+        code: Code::JobFailed,
+        message: format!(
+            "the GPU worker did not come back within {} s of a failure; submit the job again \
+             later",
+            MAX_RESTART_WAIT.as_secs()
+        ),
     }
 }
 

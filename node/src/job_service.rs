@@ -154,11 +154,9 @@ impl JobService {
             ));
         }
         let (events, mut heard) = mpsc::unbounded_channel();
-        let position = self.lane.enqueue(Queued {
-            job,
-            order: verified.clone(),
-            events,
-        })?;
+        let position = self
+            .lane
+            .enqueue(Queued::new(job, verified.clone(), events))?;
         let waiting_for = self.waiting_for.lock().ok().and_then(|w| w.clone());
         tracing::info!(
             job = %job_id,

@@ -8,6 +8,7 @@
 //! worker process) and rusqlite (through `ledger`) together. It prints nothing: what
 //! happens goes to `tracing`, and what the owner asks for comes back as values.
 
+pub mod blame;
 pub mod config;
 pub mod control;
 pub mod demo;

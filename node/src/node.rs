@@ -64,8 +64,6 @@ pub struct NodeOptions {
     pub input: Option<Box<dyn InputIdle>>,
     /// Policy limits instead of the config's (tests use short idle thresholds).
     pub limits: Option<Limits>,
-    /// Let relay egress reach loopback: tests only.
-    pub allow_loopback_for_tests: bool,
     /// How to start GPU workers (default: this executable's hidden worker mode).
     pub runner: Option<RunnerConfig>,
 }
@@ -81,7 +79,6 @@ impl NodeOptions {
             bind: None,
             input: None,
             limits: None,
-            allow_loopback_for_tests: false,
             runner: None,
         }
     }
@@ -193,9 +190,6 @@ fn relay_config(options: &NodeOptions, network: &str) -> anyhow::Result<NodeConf
             relay.price_per_gib = demo::DEMO_PRICE_PER_GIB;
         }
         relay.promise_margin = demo::DEMO_PROMISE_MARGIN;
-    }
-    if let Some(policy) = &mut relay.egress {
-        policy.allow_loopback_for_tests = options.allow_loopback_for_tests;
     }
     Ok(relay)
 }
@@ -560,6 +554,14 @@ impl NodeHandle {
         let lane = inner.lane.status();
         let (up, down) = inner.relay.relayed();
         let earnings = inner.recorder.today();
+        let mut gpu_state = snapshot.gpu;
+        if let Some(reason) = &lane.stopped
+            && gpu_state.state != State::Paused
+        {
+            // The runner stopped itself: paused until a retry or the owner's resume.
+            gpu_state.state = State::Paused;
+            gpu_state.reason = Some(reason.clone());
+        }
         Status {
             schema: 1,
             node_id: s.node_id.clone(),
@@ -568,7 +570,7 @@ impl NodeHandle {
             listening: s.listening.clone(),
             ticket: s.ticket.clone(),
             gpu: GpuStatus {
-                state: snapshot.gpu,
+                state: gpu_state,
                 queued_jobs: lane.queued,
                 running: lane.running,
                 yielded: lane.yielded,
@@ -577,6 +579,7 @@ impl NodeHandle {
                 busy_percent: (snapshot.busy_percent * 10.0).round() / 10.0,
                 adapter: lane.adapter,
                 runner_stopped: lane.stopped,
+                requesters_cooling_off: lane.cooling_off,
                 price_per_million_workgroups: s.price_per_million_workgroups,
                 earned_today_micro: earnings.gpu,
                 demo_today_micro: earnings.demo_gpu,
@@ -610,8 +613,12 @@ impl NodeHandle {
         let _ = applied.recv_timeout(Duration::from_secs(5));
     }
 
-    /// Ends the owner's pause of `target`.
+    /// Ends the owner's pause of `target`; for the GPU, also a stop the runner made
+    /// itself (the self-test then runs, and the status shows its outcome).
     pub fn resume(&self, target: Target) {
+        if matches!(target, Target::Gpu | Target::All) {
+            self.inner.lane.resume_runner();
+        }
         let (done, applied) = std_mpsc::channel();
         self.send(Command::Resume(target, done));
         let _ = applied.recv_timeout(Duration::from_secs(5));

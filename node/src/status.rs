@@ -190,8 +190,11 @@ pub struct GpuStatus {
     pub busy_percent: f64,
     /// The GPU jobs run on, once a job has run.
     pub adapter: Option<String>,
-    /// Why the runner stopped itself (a worker that keeps failing), if it did.
+    /// Why the runner stopped itself (the machine's failures: a GPU that cannot be
+    /// opened, or fails Spare's self-test), with when it is tried again, if it did.
     pub runner_stopped: Option<String>,
+    /// Requesters refused for now because their jobs hung or killed the GPU worker.
+    pub requesters_cooling_off: usize,
     /// Price asked, micro-credits per million workgroups.
     pub price_per_million_workgroups: u64,
     /// Earned today (local time), micro-credits; demo work excluded.

@@ -56,10 +56,11 @@ pub fn attention(status: Option<&Status>, down: Option<&Down>) -> Vec<Attention>
     if let Some(why) = &status.gpu.runner_stopped {
         out.push(Attention {
             key: "gpu_worker",
-            title: "GPU lending stopped".into(),
+            title: "GPU lending paused".into(),
             body: format!(
-                "The GPU worker kept failing, so Spare stopped lending the GPU: {why}. Open \
-                 the dashboard's \"Why am I not earning?\" for the checks."
+                "The GPU itself fails (not a requester's job), so Spare paused lending it: \
+                 {why}. Open the dashboard to resume, or \"Why am I not earning?\" for the \
+                 checks."
             ),
         });
     }
@@ -207,12 +208,12 @@ mod tests {
     fn a_failing_worker_a_full_quota_or_a_missing_key_need_the_owner() {
         let mut s = status(State::Lending, State::Lending);
         assert!(attention(Some(&s), None).is_empty());
-        s.gpu.runner_stopped = Some("the worker crashed 3 times in 10 minutes".into());
+        s.gpu.runner_stopped = Some("the GPU keeps failing (3 failures in 10 minutes)".into());
         s.bandwidth.quota_percent = Some(100);
         let found = attention(Some(&s), None);
         let keys: Vec<_> = found.iter().map(|a| a.key).collect();
         assert_eq!(keys, ["gpu_worker", "quota"]);
-        assert!(found[0].body.contains("crashed 3 times"));
+        assert!(found[0].body.contains("3 failures in 10 minutes"));
         assert_eq!(tray_state(Some(&s), &found), TrayState::Attention);
         s.bandwidth.quota_percent = Some(99);
         s.gpu.runner_stopped = None;

@@ -151,6 +151,19 @@ describe("dashboard", { timeout: 300_000 }, () => {
     assert.deepEqual(await callsOf(page, "resume"), [{ target: "gpu" }, { target: "all" }]);
   });
 
+  it("a GPU that fails is shown paused with why, and Resume GPU starts it again", async () => {
+    const page = await open({ mock: { status: "runner_stopped" } });
+    await page.waitForSelector('#gpu-state[data-state="paused"]');
+    const reason = await page.locator("#gpu-state .reason").innerText();
+    assert.match(reason, /the GPU keeps failing .* spare resume gpu/);
+    const gpu = page.getByTestId("gpu-card");
+    assert.match(await gpu.getByRole("alert").innerText(), /the GPU itself fails, not a job/);
+    await gpu.getByRole("button", { name: "Resume GPU" }).click();
+    await page.waitForSelector('#gpu-state[data-state="lending"]');
+    assert.equal(await gpu.getByRole("alert").count(), 0);
+    assert.deepEqual(await callsOf(page, "resume"), [{ target: "gpu" }]);
+  });
+
   it("a status-changed event updates the Status screen without a reload", async () => {
     const page = await open();
     await page.waitForSelector('#gpu-state[data-state="lending"]');

@@ -387,3 +387,104 @@ fn logs_before_any_program_ran_say_where_they_will_be() {
     assert!(run.stderr.contains("no logs in"), "{}", run.stderr);
     assert!(run.stderr.contains("spare daemon"), "{}", run.stderr);
 }
+
+/// Mesa's software Vulkan driver manifest (installers/dev-setup.sh installs it).
+#[cfg(target_os = "linux")]
+fn lavapipe_icd() -> PathBuf {
+    std::fs::read_dir("/usr/share/vulkan/icd.d")
+        .ok()
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().contains("lvp_icd"))
+        .expect("Mesa's lavapipe (mesa-vulkan-drivers) is installed by installers/dev-setup.sh")
+}
+
+/// A machine-side failure: the daemon's Vulkan driver manifest points at a library
+/// that is not there, as after a broken driver update. GPU lending pauses itself and
+/// says so everywhere; once the driver is back, `spare resume gpu` starts it again.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_broken_gpu_driver_pauses_lending_visibly_and_spare_resume_gpu_starts_it_again() {
+    let node = Spare::new();
+    let icd = node.path("icd.json");
+    std::fs::write(
+        &icd,
+        r#"{"file_format_version": "1.0.0", "ICD": {"library_path": "/nonexistent/libvulkan_broken.so", "api_version": "1.3.0"}}"#,
+    )
+    .unwrap();
+    let key = node.path("node.key");
+    let child = node
+        .command()
+        .env("VK_ICD_FILENAMES", &icd)
+        .env("VK_DRIVER_FILES", &icd)
+        .args([
+            "--key-file",
+            path_str(&key),
+            "daemon",
+            "--bind",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _daemon = Daemon(child);
+    wait_for(Duration::from_secs(30), "the daemon", || {
+        node.run(&["status", "--json"]).code == Some(0)
+    });
+    let ticket = status(&node)["ticket"].as_str().unwrap().to_owned();
+    let requester = Spare::new();
+    let submit = || {
+        requester.run(&[
+            "--key-file",
+            path_str(&requester.path("requester.key")),
+            "job",
+            "submit",
+            &ticket,
+            path_str(&example("vector_add")),
+            "--out",
+            path_str(&requester.path("out")),
+        ])
+    };
+    // The job waits while the worker is tried three times, then fails with the reason.
+    let run = submit().fails();
+    assert!(run.stderr.contains("GPU"), "{}", run.stderr);
+    let s = status(&node);
+    assert_eq!(s["gpu"]["state"], "paused", "{s}");
+    let reason = s["gpu"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("the GPU keeps failing") && reason.contains("spare resume gpu"),
+        "{reason}"
+    );
+    let doctor = node.run(&["doctor"]);
+    assert_ne!(doctor.code, Some(0), "{}", doctor.stdout);
+    assert!(
+        doctor.stdout.contains("gpu lending") && doctor.stdout.contains("spare resume gpu"),
+        "{}",
+        doctor.stdout
+    );
+    let logs = node.run(&["logs", "-n", "200"]).ok();
+    assert!(
+        logs.stdout.contains("GPU lending paused"),
+        "{}",
+        logs.stdout
+    );
+    // While paused, jobs are refused at once with the reason.
+    let run = submit().fails();
+    assert!(run.stderr.contains("GPU is paused"), "{}", run.stderr);
+
+    // The driver is back; the owner resumes, the self-test passes, jobs run.
+    std::fs::copy(lavapipe_icd(), &icd).unwrap();
+    node.run(&["resume", "gpu"]).ok();
+    wait_for(Duration::from_secs(30), "GPU lending to resume", || {
+        status(&node)["gpu"]["state"] == "lending"
+    });
+    assert_eq!(
+        status(&node)["gpu"]["runner_stopped"],
+        serde_json::Value::Null
+    );
+    submit().ok();
+    assert_eq!(status(&node)["gpu"]["jobs_done"], 1);
+}

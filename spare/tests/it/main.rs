@@ -9,6 +9,7 @@
 
 mod config;
 mod daemon;
+mod hostile;
 mod identity;
 mod jobs;
 mod ledger_cli;

@@ -15,7 +15,7 @@ import type { Split } from "../bindings/Split";
 import type { Status } from "../bindings/Status";
 import type { UpdateCheck } from "../bindings/UpdateCheck";
 
-export type StatusName = "lending" | "waiting" | "paused";
+export type StatusName = "lending" | "waiting" | "paused" | "runner_stopped";
 
 const NODE_ID = "5f1c0e9a7b3d42c8a6e1f0b9d2c4a7e3815b6d0c9f2e4a1b7c3d5e6f8a9b0c1d";
 
@@ -39,6 +39,7 @@ function baseStatus(): Status {
       busy_percent: 42.5,
       adapter: "llvmpipe (LLVM 15.0.6, 256 bits)",
       runner_stopped: null,
+      requesters_cooling_off: 0,
       price_per_million_workgroups: 100_000,
       earned_today_micro: 4_215,
       demo_today_micro: 120_000,
@@ -88,6 +89,11 @@ export function statusFixture(name: StatusName): Status {
     s.gpu = { ...s.gpu, state: "paused", reason: "game running: eldenring.exe", running: false, queued_jobs: 4, busy_percent: 0 };
     s.bandwidth = { ...s.bandwidth, state: "paused", reason: "by you until 18:00", paused_by_you_until: "18:00", clients: 0, up_bytes_per_s: 0, down_bytes_per_s: 0, quota_percent: 92 };
     s.signals = { ...s.signals, game: "eldenring.exe", gpu_temperature_c: 74 };
+  }
+  if (name === "runner_stopped") {
+    const why =
+      "the GPU keeps failing (3 failures in 10 minutes; the last: no GPU adapter found); Spare tries again at 14:05, or resume now with `spare resume gpu`";
+    s.gpu = { ...s.gpu, state: "paused", reason: why, runner_stopped: why, running: false, queued_jobs: 0, busy_percent: 0 };
   }
   return s;
 }

@@ -98,6 +98,8 @@ function answer(cmd: string, args: Record<string, unknown>): unknown {
       return status;
     case "resume":
       status = resumed(args.target as PauseTarget);
+      // The node's resume also clears a stop the GPU runner made itself.
+      if (args.target !== "bandwidth") status = { ...status, gpu: { ...status.gpu, runner_stopped: null } };
       return status;
     case "diagnostics":
       return CHECKS;

@@ -83,7 +83,9 @@ export function StatusScreen() {
       )}
       {actionError && <ErrorNotice error={actionError} />}
       <div class="cards">
-        <GpuCard gpu={status.gpu}>{controls("gpu", status.gpu.paused_by_you_until !== null)}</GpuCard>
+        <GpuCard gpu={status.gpu}>
+          {controls("gpu", status.gpu.paused_by_you_until !== null || status.gpu.runner_stopped !== null)}
+        </GpuCard>
         <BandwidthCard bandwidth={status.bandwidth}>
           {controls("bandwidth", status.bandwidth.paused_by_you_until !== null)}
         </BandwidthCard>
@@ -122,7 +124,8 @@ function GpuCard({ gpu, children }: { gpu: GpuStatus; children: ComponentChildre
       <StateLine id="gpu" resource={gpu} />
       {gpu.runner_stopped && (
         <p class="notice notice-error" role="alert">
-          GPU jobs stopped: {gpu.runner_stopped}
+          Spare paused GPU lending because the GPU itself fails, not a job. Check its driver,
+          then resume; Spare also tries again by itself.
         </p>
       )}
       <dl class="meters">

@@ -1,6 +1,7 @@
 //! The client side of the relay: connect to a node named by a ticket, open TCP flows
 //! through it, and dial or accept peers. Also a local SOCKS5 proxy whose connections
-//! become flows.
+//! become flows, and peer-relay port forwards; these try a flow the node refused as
+//! `rate_limited` again a few times, since their applications cannot be told to wait.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -103,6 +104,12 @@ impl Drop for UdpFlow {
 
 /// How long to wait for the node's answers.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How often the proxies try a flow the node refused as `rate_limited`, in all.
+const RATE_LIMITED_TRIES: u32 = 4;
+
+/// The pause before trying a `rate_limited` flow again, doubled for each next try.
+const RATE_LIMITED_PAUSE: Duration = Duration::from_millis(250);
 
 /// The client's side of payment: answers the node's usage reports with signed
 /// cumulative promises, a little ahead of use so flows never wait.
@@ -446,7 +453,7 @@ pub async fn dial_forward(client: Arc<RelayClient>, peer: PartyId, listener: &Tc
     while let Ok((tcp, _)) = listener.accept().await {
         let client = client.clone();
         tokio::spawn(async move {
-            if let Ok((send, recv)) = client.dial(peer).await {
+            if let Ok((send, recv)) = retry_rate_limited(|| client.dial(peer)).await {
                 let (r, w) = tcp.into_split();
                 io::splice(recv, send, r, w, io::Gate::default()).await;
             }
@@ -527,7 +534,7 @@ async fn socks5_session(client: Arc<RelayClient>, mut tcp: TcpStream) -> std::io
         return Ok(());
     }
     let authority = format!("{host}:{}", u16::from_be_bytes(port));
-    match client.open_tcp(&authority).await {
+    match retry_rate_limited(|| client.open_tcp(&authority)).await {
         Ok((send, recv)) => {
             tcp.write_all(&[5, 0, 0, 1, 0, 0, 0, 0, 0, 0]).await?;
             let (r, w) = tcp.into_split();
@@ -545,7 +552,97 @@ async fn socks5_session(client: Arc<RelayClient>, mut tcp: TcpStream) -> std::io
     Ok(())
 }
 
+/// Opens a flow with `open`, trying again after a short pause (doubling) while the node
+/// answers `rate_limited`, up to `RATE_LIMITED_TRIES` tries in all. The node already held
+/// each try back as long as it would, so a flow that still gets this answer is part of a
+/// burst larger than the node lets wait: a pause lets the burst drain.
+async fn retry_rate_limited<T, F, Opening>(mut open: F) -> Result<T, ClientError>
+where
+    F: FnMut() -> Opening,
+    Opening: Future<Output = Result<T, ClientError>>,
+{
+    let mut pause = RATE_LIMITED_PAUSE;
+    for _ in 1..RATE_LIMITED_TRIES {
+        match open().await {
+            Err(ClientError::Refused {
+                status: Status::RateLimited,
+                ..
+            }) => {}
+            done => return done,
+        }
+        tokio::time::sleep(pause).await;
+        pause *= 2;
+    }
+    open().await
+}
+
 /// Every refusal is logged with its status code and the node's sentence.
 fn tracing_refusal(authority: &str, status: Status, message: &str) {
     tracing::warn!(%authority, %status, "refused: {message}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn rate_limited_flows_are_tried_a_few_times_then_given_up() {
+        let tries = std::cell::Cell::new(0);
+        let started = std::time::Instant::now();
+        let refused = retry_rate_limited(|| {
+            tries.set(tries.get() + 1);
+            async {
+                Err::<(), _>(ClientError::Refused {
+                    status: Status::RateLimited,
+                    message: "slow down".into(),
+                })
+            }
+        })
+        .await;
+        assert!(matches!(
+            refused,
+            Err(ClientError::Refused {
+                status: Status::RateLimited,
+                ..
+            })
+        ));
+        assert_eq!(tries.get(), RATE_LIMITED_TRIES);
+        let waited = started.elapsed();
+        let pauses = RATE_LIMITED_PAUSE * (2u32.pow(RATE_LIMITED_TRIES - 1) - 1);
+        assert!(
+            waited >= pauses && waited < pauses + Duration::from_secs(1),
+            "{waited:?}"
+        );
+
+        // Another answer, or success, is passed on at once.
+        tries.set(0);
+        let other = retry_rate_limited(|| {
+            tries.set(tries.get() + 1);
+            async {
+                Err::<(), _>(ClientError::Refused {
+                    status: Status::PeerNotFound,
+                    message: String::new(),
+                })
+            }
+        })
+        .await;
+        assert!(other.is_err());
+        assert_eq!(tries.get(), 1);
+        let third_time = retry_rate_limited(|| {
+            tries.set(tries.get() + 1);
+            let n = tries.get();
+            async move {
+                if n < 3 {
+                    Err(ClientError::Refused {
+                        status: Status::RateLimited,
+                        message: String::new(),
+                    })
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(third_time.ok(), Some(3));
+    }
 }

@@ -3,11 +3,13 @@
 //! Plain state machines: the caller passes `now`, nothing here reads a clock. Rates are
 //! enforced by back-pressure: a forwarder asks how many bytes it may move now
 //! ([`TokenBucket::grant`]), moves at most that many, and when the answer is zero waits
-//! [`TokenBucket::wait_for`] before reading more. Nothing is dropped.
+//! [`TokenBucket::wait_for`] before reading more. Nothing is dropped. Whole things that
+//! cannot be split (a new flow) take their token ahead with [`TokenBucket::reserve`] and
+//! wait until it is theirs, within a bound.
 
 use std::time::{Duration, Instant};
 
-const NANOS: u128 = 1_000_000_000;
+const NANOS: i128 = 1_000_000_000;
 
 /// A token bucket: `rate` bytes per second, bursts of up to `burst` bytes.
 ///
@@ -16,8 +18,8 @@ const NANOS: u128 = 1_000_000_000;
 pub struct TokenBucket {
     rate: u64,
     burst: u64,
-    /// Tokens × 10⁹.
-    tokens: u128,
+    /// Tokens × 10⁹; below zero while tokens reserved ahead are being earned.
+    tokens: i128,
     last: Instant,
 }
 
@@ -29,7 +31,7 @@ impl TokenBucket {
         Self {
             rate,
             burst,
-            tokens: u128::from(burst) * NANOS,
+            tokens: i128::from(burst) * NANOS,
             last: now,
         }
     }
@@ -42,8 +44,12 @@ impl TokenBucket {
     fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.last).as_nanos();
         self.last = self.last.max(now);
-        let cap = u128::from(self.burst) * NANOS;
-        self.tokens = (self.tokens + elapsed * u128::from(self.rate)).min(cap);
+        let cap = i128::from(self.burst) * NANOS;
+        let earned = i128::try_from(elapsed.saturating_mul(u128::from(self.rate)));
+        self.tokens = self
+            .tokens
+            .saturating_add(earned.unwrap_or(i128::MAX))
+            .min(cap);
     }
 
     /// Takes up to `want` bytes' worth of tokens; returns how many were granted.
@@ -52,9 +58,9 @@ impl TokenBucket {
             return want;
         }
         self.refill(now);
-        let available = (self.tokens / NANOS) as u64;
+        let available = (self.tokens.max(0) / NANOS) as u64;
         let granted = want.min(available);
-        self.tokens -= u128::from(granted) * NANOS;
+        self.tokens -= i128::from(granted) * NANOS;
         granted
     }
 
@@ -64,12 +70,37 @@ impl TokenBucket {
             return Duration::ZERO;
         }
         self.refill(now);
-        let need = u128::from(bytes.min(self.burst)) * NANOS;
+        let need = i128::from(bytes.min(self.burst)) * NANOS;
+        self.until(need)
+    }
+
+    /// Takes `amount` tokens (at most the burst) now even when the bucket holds fewer,
+    /// provided the rate earns the shortfall within `max_wait`: returns how long the
+    /// taker must wait before its tokens are its own (zero when they were there). `None`
+    /// takes nothing: the wait would be longer than `max_wait`. Tokens reserved this way
+    /// are earned in turn, so every later taker waits behind them.
+    pub fn reserve(&mut self, now: Instant, amount: u64, max_wait: Duration) -> Option<Duration> {
+        if self.rate == 0 {
+            return Some(Duration::ZERO);
+        }
+        self.refill(now);
+        let need = i128::from(amount.min(self.burst)) * NANOS;
+        let wait = self.until(need);
+        if wait > max_wait {
+            return None;
+        }
+        self.tokens -= need;
+        Some(wait)
+    }
+
+    /// How long until the bucket holds `need` (tokens × 10⁹), at a rate other than 0.
+    fn until(&self, need: i128) -> Duration {
         if self.tokens >= need {
             return Duration::ZERO;
         }
-        let nanos = (need - self.tokens).div_ceil(u128::from(self.rate));
-        Duration::from_nanos(nanos.min(u128::from(u64::MAX)) as u64)
+        let short = (need - self.tokens).unsigned_abs();
+        let nanos = short.div_ceil(u128::from(self.rate));
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
     }
 }
 
@@ -266,6 +297,37 @@ mod tests {
         assert_eq!(bucket.grant(start, 1), 0);
         assert_eq!(bucket.wait_for(start, 500), Duration::from_millis(500));
         assert_eq!(bucket.grant(start + Duration::from_millis(250), 1_000), 250);
+    }
+
+    #[test]
+    fn reserved_tokens_are_waited_for_in_turn_within_the_bound() {
+        let start = Instant::now();
+        let ms = Duration::from_millis;
+        let mut bucket = TokenBucket::new(10, 2, start);
+        assert_eq!(bucket.reserve(start, 1, ms(300)), Some(Duration::ZERO));
+        assert_eq!(bucket.reserve(start, 1, ms(300)), Some(Duration::ZERO));
+        // Empty: each next taker waits a tenth of a second longer than the last.
+        assert_eq!(bucket.reserve(start, 1, ms(300)), Some(ms(100)));
+        assert_eq!(bucket.reserve(start, 1, ms(300)), Some(ms(200)));
+        assert_eq!(bucket.reserve(start, 1, ms(300)), Some(ms(300)));
+        assert_eq!(bucket.reserve(start, 1, ms(300)), None, "past the bound");
+        assert_eq!(
+            bucket.reserve(start, 1, ms(300)),
+            None,
+            "a refusal takes nothing"
+        );
+        // Grants wait behind the reservations too.
+        assert_eq!(bucket.grant(start + ms(250), 1), 0);
+        assert_eq!(bucket.wait_for(start + ms(250), 1), ms(150));
+        assert_eq!(bucket.reserve(start + ms(250), 1, ms(300)), Some(ms(150)));
+        assert_eq!(bucket.grant(start + ms(500), 1), 1);
+        // Long idle refills only to the burst.
+        let later = start + Duration::from_secs(60);
+        assert_eq!(bucket.grant(later, 5), 2);
+        assert_eq!(
+            TokenBucket::new(0, 0, start).reserve(start, 9, ms(0)),
+            Some(ms(0))
+        );
     }
 
     #[test]

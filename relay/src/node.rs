@@ -6,9 +6,10 @@
 //! its own that offers only this protocol. This is the I/O driver around `wire` and
 //! `policy`.
 //!
-//! Every wait that a client controls has a deadline (handshake, first frame, connect)
-//! and quinn's windows are finite, so a client that stalls or floods costs the node a
-//! bounded amount and never affects other clients.
+//! Every wait that a client controls has a deadline (handshake, first frame, connect,
+//! a new flow's turn under the flow-open rate) and quinn's windows are finite, so a
+//! client that stalls or floods costs the node a bounded amount and never affects other
+//! clients.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -24,7 +25,7 @@ use crate::endpoint::EndpointError;
 use crate::io::{self, Counters};
 use crate::metering::{Meter, Terms};
 use crate::policy::EgressPolicy;
-use crate::session::{Checkpoints, Hello, Offer, Session};
+use crate::session::{Checkpoints, FlowOpen, Hello, Offer, Session};
 use crate::ticket::Ticket;
 use crate::wire::{Frame, Status};
 use flows::{UdpFlows, refuse, route_datagrams, serve_flow};
@@ -54,9 +55,12 @@ pub struct NodeConfig {
     pub idle_timeout: Duration,
     /// Concurrent flows (streams) per client.
     pub max_flows_per_client: u32,
-    /// New flows a client may open per second (bursts of twice as many); more are
-    /// refused with `rate_limited`.
+    /// New flows a client may open per second (bursts of twice as many); more wait
+    /// their turn, up to `flow_open_wait`.
     pub flow_opens_per_second: u64,
+    /// The longest a new flow waits for its turn under `flow_opens_per_second`; a flow
+    /// whose turn is further away is refused with `rate_limited`.
+    pub flow_open_wait: Duration,
     /// Per-client caps, bytes per second client → destination and back (0: none).
     pub client_rate: (u64, u64),
     /// Whole-node caps, bytes per second up and down (0: none).
@@ -110,6 +114,7 @@ impl NodeConfig {
             idle_timeout: Duration::from_secs(30),
             max_flows_per_client: 64,
             flow_opens_per_second: 50,
+            flow_open_wait: Duration::from_secs(3),
             client_rate: (0, 0),
             node_rate: (0, 0),
             quota: (0, 0),
@@ -408,6 +413,7 @@ async fn open_session(shared: &RelayService, conn: &quinn::Connection) -> Option
             network: config.network.clone(),
         },
         config.flow_opens_per_second,
+        config.flow_open_wait,
     );
     let first = io::read_frame(&mut control_recv, config.first_frame_timeout)
         .await
@@ -510,21 +516,33 @@ async fn serve_connection(shared: Arc<RelayService>, conn: quinn::Connection, _s
     let flows: UdpFlows = Arc::default();
     tokio::spawn(route_datagrams(conn.clone(), flows.clone(), gate.clone()));
     while let Ok(mut streams) = conn.accept_bi().await {
-        if !session.handle_flow_open(std::time::Instant::now()) {
-            tokio::spawn(async move {
-                let message = "too many new flows at once: slow down".to_owned();
-                refuse(&mut streams.0, Status::RateLimited, message).await;
-            });
-            continue;
-        }
-        tokio::spawn(serve_flow(
+        let wait = match session.handle_flow_open(std::time::Instant::now()) {
+            FlowOpen::Now => Duration::ZERO,
+            FlowOpen::After(wait) => wait,
+            FlowOpen::Refuse => {
+                tokio::spawn(async move {
+                    let message = "too many new flows at once: slow down".to_owned();
+                    refuse(&mut streams.0, Status::RateLimited, message).await;
+                });
+                continue;
+            }
+        };
+        let flow = serve_flow(
             shared.clone(),
             client,
             streams,
             conn.clone(),
             flows.clone(),
             gate.clone(),
-        ));
+        );
+        // A flow beyond the rate waits its turn (at most `flow_open_wait`) holding its
+        // stream, which counts against the client's streams meanwhile.
+        tokio::spawn(async move {
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            flow.await;
+        });
     }
     forget_listener(&shared, client, &conn);
     tracing::info!(

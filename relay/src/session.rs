@@ -1,14 +1,14 @@
 //! One relay session's rules, without a socket or a clock: how the client's first frame
-//! is answered (`Welcome` with the terms, or a refusal with the reason), whether a new
-//! flow may open now (the flow-open rate), and when a running session's latest promise
-//! is reported for a checkpoint. Paying for bytes (promises, pausing while they lag) is
-//! the `metering` core's. The driver (`node.rs`) reads the frames and the clock, passes
-//! them in, and carries out the answers.
+//! is answered (`Welcome` with the terms, or a refusal with the reason), when a new
+//! flow may open (the flow-open rate: now, after a bounded wait, or refused), and when
+//! a running session's latest promise is reported for a checkpoint. Paying for bytes
+//! (promises, pausing while they lag) is the `metering` core's. The driver (`node.rs`)
+//! reads the frames and the clock, passes them in, and carries out the answers.
 //!
 //! Order of calls: `Session::handle_hello` with the first frame; then, for as long as
-//! the session lasts, `Session::handle_flow_open(now)` for each new stream, and
-//! `Checkpoints::handle_timeout(now, units)` at `Checkpoints::poll_timeout()` with the
-//! units of the latest valid promise.
+//! the session lasts, `Session::handle_flow_open(now)` for each new stream (serving it
+//! when the answer says), and `Checkpoints::handle_timeout(now, units)` at
+//! `Checkpoints::poll_timeout()` with the units of the latest valid promise.
 
 use std::time::{Duration, Instant};
 
@@ -39,11 +39,24 @@ pub enum Hello {
     Close(&'static str),
 }
 
+/// When a new flow may be served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowOpen {
+    /// Serve it now.
+    Now,
+    /// Serve it once this long has passed: its turn is kept for it. A burst of flows
+    /// is spread out this way rather than refused.
+    After(Duration),
+    /// Answer `rate_limited`: it would have to wait longer than the session allows.
+    Refuse,
+}
+
 /// One session's handshake and flow-open rate.
 #[derive(Debug)]
 pub struct Session {
     offer: Offer,
     opens: TokenBucket,
+    max_wait: Duration,
 }
 
 /// When a running session's latest promise is reported.
@@ -56,11 +69,22 @@ pub struct Checkpoints {
 
 impl Session {
     /// A session starting at `now` with `offer`, letting `flow_opens_per_second` new
-    /// flows open a second (bursts of twice as many).
-    pub fn new(now: Instant, offer: Offer, flow_opens_per_second: u64) -> Self {
+    /// flows open a second (bursts of twice as many); a flow beyond that waits its
+    /// turn for up to `max_wait`, and is refused if its turn is further away.
+    ///
+    /// The flows waiting at once are bounded by `max_wait` (at most
+    /// `flow_opens_per_second × max_wait` of them) as well as by the streams the client
+    /// may hold open, each wait is at most `max_wait`, and a refused flow takes nothing:
+    /// a flood of new flows costs the node a bounded amount.
+    pub fn new(now: Instant, offer: Offer, flow_opens_per_second: u64, max_wait: Duration) -> Self {
         Self {
             offer,
-            opens: TokenBucket::new(flow_opens_per_second, flow_opens_per_second * 2, now),
+            opens: TokenBucket::new(
+                flow_opens_per_second,
+                flow_opens_per_second.saturating_mul(2),
+                now,
+            ),
+            max_wait,
         }
     }
 
@@ -88,9 +112,15 @@ impl Session {
         })
     }
 
-    /// A new flow at `now`: whether it may open (`false`: answer `rate_limited`).
-    pub fn handle_flow_open(&mut self, now: Instant) -> bool {
-        self.opens.grant(now, 1) == 1
+    /// A new flow at `now`: when it may be served. A flow told to wait has its turn
+    /// kept (later flows wait behind it), so the driver serves it after that wait
+    /// without asking again.
+    pub fn handle_flow_open(&mut self, now: Instant) -> FlowOpen {
+        match self.opens.reserve(now, 1, self.max_wait) {
+            Some(Duration::ZERO) => FlowOpen::Now,
+            Some(wait) => FlowOpen::After(wait),
+            None => FlowOpen::Refuse,
+        }
     }
 }
 
@@ -141,6 +171,7 @@ mod tests {
                 network: "demo".into(),
             },
             5,
+            S,
         )
     }
 
@@ -189,16 +220,53 @@ mod tests {
     }
 
     #[test]
-    fn new_flows_are_limited_to_the_rate_with_a_burst() {
+    fn new_flows_beyond_the_burst_wait_their_turn_then_are_refused() {
         let t0 = Instant::now();
         let mut s = session(t0);
-        let opened = (0..20).filter(|_| s.handle_flow_open(t0)).count();
-        assert_eq!(opened, 10, "a burst of twice the rate");
-        assert!(!s.handle_flow_open(t0));
-        assert!(
-            s.handle_flow_open(t0 + S / 5),
-            "one more after a fifth of a second"
+        let answers: Vec<FlowOpen> = (0..20).map(|_| s.handle_flow_open(t0)).collect();
+        assert_eq!(
+            answers[..10],
+            [FlowOpen::Now; 10],
+            "a burst of twice the rate"
         );
+        // Five a second, for at most a second: five more wait, a fifth of a second apart.
+        let waits: Vec<FlowOpen> = (1..=5).map(|i| FlowOpen::After(i * S / 5)).collect();
+        assert_eq!(answers[10..15], waits[..]);
+        assert_eq!(
+            answers[15..],
+            [FlowOpen::Refuse; 5],
+            "past the longest wait"
+        );
+        // Time earns turns back at the rate: the queue has moved on by one.
+        assert_eq!(s.handle_flow_open(t0 + S / 5), FlowOpen::After(S));
+        assert_eq!(s.handle_flow_open(t0 + S / 5), FlowOpen::Refuse);
+        assert_eq!(s.handle_flow_open(t0 + 3 * S), FlowOpen::Now);
+    }
+
+    #[test]
+    fn a_flood_of_new_flows_opens_no_faster_than_the_rate() {
+        // A client opening a flow every millisecond for ten seconds: the flows served
+        // are the burst plus the rate, every wait is within the bound, and the flows
+        // waiting at once never exceed what the bound allows.
+        let t0 = Instant::now();
+        let mut s = session(t0);
+        let mut served_by = Vec::new();
+        for ms in 0..10_000u64 {
+            let now = t0 + Duration::from_millis(ms);
+            match s.handle_flow_open(now) {
+                FlowOpen::Now => served_by.push(now),
+                FlowOpen::After(wait) => {
+                    assert!(wait <= S, "waited {wait:?}");
+                    served_by.push(now + wait);
+                }
+                FlowOpen::Refuse => {}
+            }
+            let waiting = served_by.iter().filter(|at| **at > now).count();
+            assert!(waiting <= 5, "{waiting} flows waiting at once");
+        }
+        let end = t0 + 10 * S;
+        let served = served_by.iter().filter(|at| **at <= end).count();
+        assert_eq!(served, 10 + 5 * 10, "the burst plus five a second");
     }
 
     #[test]

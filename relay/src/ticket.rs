@@ -10,9 +10,12 @@
 //! checksum  4 bytes  first 4 bytes of BLAKE3 over everything before it
 //! ```
 //!
-//! Parsing is strict: wrong prefix, bad base32, wrong version, an invalid key, an
-//! address count of 0 or over 8, trailing bytes or a bad checksum are each a clear
-//! error. No I/O here.
+//! Parsing is strict, to the ticket's last character: wrong prefix, too long for any
+//! ticket, a character outside lowercase base32 (a space or line break inside named as
+//! such), wrong version, an invalid key, an address count of 0 or over 8, a bad
+//! checksum, a last character that does not read the one way Spare writes it, or any
+//! character after the ticket's end are each a clear error. Whitespace around a pasted
+//! ticket is forgiven (trimmed before parsing); whitespace inside is not. No I/O here.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -22,27 +25,52 @@ const PREFIX: &str = "spare1";
 const VERSION: u8 = 1;
 /// The most addresses a ticket carries.
 pub const MAX_ADDRESSES: usize = 8;
+/// The longest a ticket's bytes can be: eight IPv6 addresses.
+const MAX_BYTES: usize = 1 + 32 + 1 + MAX_ADDRESSES * (1 + 16 + 2) + 4;
+/// The longest a ticket can be, in characters, prefix included.
+pub const MAX_LENGTH: usize = PREFIX.len() + (MAX_BYTES * 8).div_ceil(5);
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
 /// A node id is the node's ed25519 public key: the one checked key type shared by
 /// receipts, tickets and TLS (`receipt::PartyId`).
 pub use receipt::PartyId;
 
-/// Why a ticket string was refused.
+/// Why a ticket string was refused. Positions count characters from 0, the prefix
+/// included, in the ticket with its surrounding whitespace trimmed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TicketError {
     /// It does not start with `spare1`.
     #[error("not a Spare ticket: it should start with \"spare1\"")]
     Prefix,
+    /// Longer than a ticket with the most addresses can be, checked before decoding.
+    #[error(
+        "this ticket is {length} characters long; a Spare ticket is at most {max}: \
+         it is not a Spare ticket, or it was pasted more than once"
+    )]
+    TooLong {
+        /// The ticket's length in characters.
+        length: usize,
+        /// The longest a ticket can be ([`MAX_LENGTH`]).
+        max: usize,
+    },
     /// A character outside lowercase base32.
     #[error("character {0:?} at position {1} is not part of a ticket (a-z, 2-7)")]
     Character(char, usize),
+    /// Whitespace inside the ticket, such as a line break from an e-mail.
+    #[error(
+        "the ticket has a space or line break at position {0}: a ticket is one word; \
+         copy it again in one piece"
+    )]
+    Whitespace(usize),
     /// The ticket ends early.
     #[error("the ticket is cut short: copy all of it")]
     Truncated,
     /// A newer ticket format.
     #[error("ticket version {0} is newer than this Spare understands (1): upgrade Spare")]
     Version(u8),
+    /// A version no Spare ever wrote.
+    #[error("ticket version {0} does not exist: the ticket was mistyped; copy it again")]
+    UnknownVersion(u8),
     /// The node id is not a valid key.
     #[error("the node id in the ticket is not a valid ed25519 key")]
     NodeId,
@@ -55,10 +83,15 @@ pub enum TicketError {
     /// Port 0.
     #[error("an address in the ticket has port 0")]
     Port,
-    /// Bytes after the checksum.
-    #[error("the ticket has {0} bytes too many")]
+    /// Characters after the ticket's end (its checksum).
+    #[error(
+        "the ticket has {0} unexpected {chars} after its end: copy the ticket alone, \
+         nothing more",
+        chars = if *.0 == 1 { "character" } else { "characters" }
+    )]
     Trailing(usize),
-    /// The checksum does not match: a typo or a cut.
+    /// The checksum does not match, or the last character is not the one Spare
+    /// writes: a typo or a cut.
     #[error("the ticket's checksum does not match: it was mistyped or cut; copy it again")]
     Checksum,
 }
@@ -113,22 +146,72 @@ impl fmt::Display for Ticket {
 impl FromStr for Ticket {
     type Err = TicketError;
 
+    /// Parses a ticket, forgiving whitespace around it (as pasting adds) and nothing
+    /// else: the ticket's fields say where it ends, and any character after that end
+    /// is refused.
     fn from_str(text: &str) -> Result<Self, TicketError> {
         let text = text.trim();
         let body = text.strip_prefix(PREFIX).ok_or(TicketError::Prefix)?;
-        let bytes = unbase32(body, PREFIX.len())?;
-        let (payload, sum) = bytes
-            .split_last_chunk::<4>()
-            .ok_or(TicketError::Truncated)?;
-        let mut r = payload;
+        let length = text.chars().count();
+        if length > MAX_LENGTH {
+            return Err(TicketError::TooLong {
+                length,
+                max: MAX_LENGTH,
+            });
+        }
+        let (bytes, stray) = unbase32(body);
+        // A stray character explains a ticket that cannot be read better than the
+        // fields misread before it do.
+        let fields = Fields::read(&bytes).map_err(|e| match stray {
+            Some((i, c)) if c.is_whitespace() => TicketError::Whitespace(PREFIX.len() + i),
+            Some((i, c)) => TicketError::Character(c, PREFIX.len() + i),
+            None => e,
+        })?;
+        let (payload, sum) = bytes[..fields.end].split_at(fields.end - 4);
+        if blake3::hash(payload).as_bytes()[..4] != *sum {
+            return Err(TicketError::Checksum);
+        }
+        // The fields fill this many characters, all of them in the alphabet (the stray
+        // one, if any, comes after); the last one's spare bits must be zero, so a
+        // ticket reads only one way.
+        let chars = (fields.end * 8).div_ceil(5);
+        if body.get(..chars) != Some(base32(&bytes[..fields.end]).as_str()) {
+            return Err(TicketError::Checksum);
+        }
+        let extra = body.chars().count().saturating_sub(chars);
+        if extra > 0 {
+            return Err(TicketError::Trailing(extra));
+        }
+        let node = PartyId::from_bytes(fields.key).map_err(|_| TicketError::NodeId)?;
+        Ok(Ticket {
+            node,
+            addresses: fields.addresses,
+        })
+    }
+}
+
+/// A ticket's fields as read from its bytes, before its checksum is checked.
+struct Fields {
+    key: [u8; 32],
+    addresses: Vec<SocketAddr>,
+    /// Where the ticket's bytes end, its checksum included.
+    end: usize,
+}
+
+impl Fields {
+    fn read(bytes: &[u8]) -> Result<Fields, TicketError> {
+        let mut r = bytes;
         let mut take = |n: usize| -> Result<&[u8], TicketError> {
             let (head, tail) = r.split_at_checked(n).ok_or(TicketError::Truncated)?;
             r = tail;
             Ok(head)
         };
         let version = take(1)?[0];
-        if version != VERSION {
+        if version > VERSION {
             return Err(TicketError::Version(version));
+        }
+        if version != VERSION {
+            return Err(TicketError::UnknownVersion(version));
         }
         let mut key = [0u8; 32];
         key.copy_from_slice(take(32)?);
@@ -158,14 +241,12 @@ impl FromStr for Ticket {
             }
             addresses.push(SocketAddr::new(ip, port));
         }
-        if !r.is_empty() {
-            return Err(TicketError::Trailing(r.len()));
-        }
-        if blake3::hash(payload).as_bytes()[..4] != sum[..] {
-            return Err(TicketError::Checksum);
-        }
-        let node = PartyId::from_bytes(key).map_err(|_| TicketError::NodeId)?;
-        Ok(Ticket { node, addresses })
+        take(4)?; // the checksum
+        Ok(Fields {
+            key,
+            addresses,
+            end: bytes.len() - r.len(),
+        })
     }
 }
 
@@ -186,22 +267,23 @@ fn base32(bytes: &[u8]) -> String {
     out
 }
 
-fn unbase32(text: &str, offset: usize) -> Result<Vec<u8>, TicketError> {
+/// The bytes `text` spells up to its first character outside the alphabet, and that
+/// character with its index, if there is one.
+fn unbase32(text: &str) -> (Vec<u8>, Option<(usize, char)>) {
     let mut out = Vec::with_capacity(text.len() * 5 / 8);
     let (mut buffer, mut bits) = (0u32, 0u32);
     for (i, c) in text.chars().enumerate() {
-        let value = ALPHABET
-            .iter()
-            .position(|a| char::from(*a) == c)
-            .ok_or(TicketError::Character(c, offset + i))? as u32;
-        buffer = ((buffer << 5) | value) & 0xffff;
+        let Some(value) = ALPHABET.iter().position(|a| char::from(*a) == c) else {
+            return (out, Some((i, c)));
+        };
+        buffer = ((buffer << 5) | value as u32) & 0xffff;
         bits += 5;
         if bits >= 8 {
             bits -= 8;
             out.push((buffer >> bits) as u8);
         }
     }
-    Ok(out)
+    (out, None)
 }
 
 #[cfg(test)]
@@ -258,19 +340,126 @@ mod tests {
     fn bad_tickets_say_what_is_wrong() {
         let text = ticket().to_string();
         assert_eq!("hello".parse::<Ticket>(), Err(TicketError::Prefix));
-        assert!(matches!(
+        assert_eq!(
             format!("{text}!").parse::<Ticket>(),
-            Err(TicketError::Character('!', _))
-        ));
+            Err(TicketError::Trailing(1))
+        );
+        assert_eq!(
+            format!("{}!{}", &text[..20], &text[20..]).parse::<Ticket>(),
+            Err(TicketError::Character('!', 20))
+        );
         assert!(matches!(
             text[..30].parse::<Ticket>(),
             Err(TicketError::Truncated | TicketError::Checksum)
         ));
-        assert!(matches!(
+        assert_eq!("spare1".parse::<Ticket>(), Err(TicketError::Truncated));
+        assert_eq!(
             format!("{text}aaaaaaaa").parse::<Ticket>(),
-            Err(TicketError::Trailing(_) | TicketError::Checksum)
-        ));
+            Err(TicketError::Trailing(8))
+        );
         assert!(Ticket::new(node(), vec![]).is_none());
+    }
+
+    /// A ticket of one IPv4 address fills its last character exactly, so one more
+    /// character added only bits short of a byte: it used to be ignored.
+    #[test]
+    fn one_character_after_a_valid_ticket_is_refused_and_named() {
+        let one_address = Ticket::new(node(), vec!["81.2.69.160:4433".parse().unwrap()]);
+        for t in [one_address.unwrap(), ticket()] {
+            let text = t.to_string();
+            for extra in ["a", "q", "7", "!", "é"] {
+                let err = format!("{text}{extra}").parse::<Ticket>().unwrap_err();
+                assert_eq!(err, TicketError::Trailing(1), "{text}{extra}");
+                assert_eq!(
+                    err.to_string(),
+                    "the ticket has 1 unexpected character after its end: copy the ticket \
+                     alone, nothing more"
+                );
+            }
+            let err = format!("{text} {text}").parse::<Ticket>().unwrap_err();
+            assert_eq!(err, TicketError::Trailing(text.len() + 1));
+            assert!(err.to_string().contains("unexpected characters"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_ten_kilobyte_ticket_is_refused_as_too_long_before_decoding() {
+        let long = format!("spare1{}", "a".repeat(10 * 1024 - 6));
+        let err = long.parse::<Ticket>().unwrap_err();
+        assert_eq!(
+            err,
+            TicketError::TooLong {
+                length: 10 * 1024,
+                max: MAX_LENGTH
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "this ticket is 10240 characters long; a Spare ticket is at most {MAX_LENGTH}: \
+                 it is not a Spare ticket, or it was pasted more than once"
+            )
+        );
+        // The longest ticket there is parses; one character more is too long.
+        let v6 = |i: u16| SocketAddr::new(IpAddr::V6(Ipv6Addr::new(i, 1, 2, 3, 4, 5, 6, 7)), 9);
+        let longest = Ticket::new(node(), (1..=8).map(v6).collect()).unwrap();
+        let text = longest.to_string();
+        assert_eq!(text.len(), MAX_LENGTH);
+        assert_eq!(text.parse::<Ticket>(), Ok(longest));
+        assert!(matches!(
+            format!("{text}a").parse::<Ticket>(),
+            Err(TicketError::TooLong { length, .. }) if length == MAX_LENGTH + 1
+        ));
+        assert!(matches!(
+            format!("{text}{text}").parse::<Ticket>(),
+            Err(TicketError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn whitespace_around_a_ticket_is_forgiven_and_inside_it_is_named() {
+        let t = ticket();
+        let text = t.to_string();
+        assert_eq!(format!("\n\t {text} \r\n").parse::<Ticket>(), Ok(t));
+        for space in [" ", "\n", "\r\n", "\t"] {
+            let broken = format!("{}{space}{}", &text[..40], &text[40..]);
+            let err = broken.parse::<Ticket>().unwrap_err();
+            assert_eq!(err, TicketError::Whitespace(40), "{broken:?}");
+            assert!(err.to_string().contains("one piece"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_last_character_with_spare_bits_set_is_refused() {
+        // Two addresses make 64 bytes: 103 characters, the last with 3 spare bits.
+        let text = ticket().to_string();
+        let last = text.chars().last().unwrap();
+        let index = ALPHABET
+            .iter()
+            .position(|a| char::from(*a) == last)
+            .unwrap();
+        let other = char::from(ALPHABET[index ^ 1]);
+        let typo = format!("{}{other}", &text[..text.len() - 1]);
+        assert_eq!(typo.parse::<Ticket>(), Err(TicketError::Checksum));
+    }
+
+    #[test]
+    fn versions_are_named_older_than_any_or_newer() {
+        let with_version = |version: u8| {
+            let mut bytes = ticket().to_bytes();
+            bytes[0] = version;
+            let end = bytes.len() - 4;
+            let sum = blake3::hash(&bytes[..end]);
+            bytes[end..].copy_from_slice(&sum.as_bytes()[..4]);
+            format!("{PREFIX}{}", base32(&bytes))
+        };
+        assert_eq!(
+            with_version(0).parse::<Ticket>(),
+            Err(TicketError::UnknownVersion(0))
+        );
+        let err = with_version(2).parse::<Ticket>().unwrap_err();
+        assert_eq!(err, TicketError::Version(2));
+        assert!(err.to_string().contains("upgrade Spare"), "{err}");
     }
 
     proptest! {
@@ -290,6 +479,14 @@ mod tests {
             }).collect();
             let t = Ticket::new(node(), addresses).unwrap();
             prop_assert_eq!(t.to_string().parse::<Ticket>().unwrap(), t);
+        }
+
+        #[test]
+        fn nothing_may_follow_a_ticket(ports in proptest::collection::vec(1u16.., 1..=8), suffix in "[a-z2-7!#. -]{0,12}[a-z2-7!#.-]") {
+            let addresses = ports.iter().map(|p| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), *p)).collect();
+            let t = Ticket::new(node(), addresses).unwrap();
+            let text = format!("{t}{suffix}");
+            prop_assert!(text.parse::<Ticket>().is_err(), "{text} accepted");
         }
     }
 }

@@ -305,27 +305,68 @@ async fn another_protocol_version_is_told_so() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn opening_flows_too_fast_is_rate_limited() {
+async fn a_flood_of_new_flows_waits_a_bounded_time_then_is_rate_limited() {
+    const RATE: u64 = 5;
+    const FLOOD: usize = 60; // within the 63 flows a client may hold open at once
     let mut config = NodeConfig::new(key(1), loopback());
-    config.flow_opens_per_second = 5;
+    config.flow_opens_per_second = RATE;
+    config.flow_open_wait = Duration::from_secs(1);
     let node = RelayNode::start(config).unwrap();
-    let client = RelayClient::connect(&node.ticket(vec![]).unwrap(), &key(2))
-        .await
-        .unwrap();
+    let client = std::sync::Arc::new(
+        RelayClient::connect(&node.ticket(vec![]).unwrap(), &key(2))
+            .await
+            .unwrap(),
+    );
     let nobody = relay::ticket::PartyId::of(&key(9));
-    let mut limited = 0;
-    for _ in 0..30 {
-        if let Err(ClientError::Refused {
-            status: Status::RateLimited,
-            message,
-        }) = client.dial(nobody).await
-        {
-            assert!(message.contains("slow down"), "{message}");
-            limited += 1;
+    let started = std::time::Instant::now();
+    let mut dials = tokio::task::JoinSet::new();
+    for _ in 0..FLOOD {
+        let client = client.clone();
+        dials.spawn(async move { client.dial(nobody).await.err() });
+    }
+    let (mut served, mut limited) = (0, 0);
+    while let Some(answer) = dials.join_next().await {
+        match answer.unwrap() {
+            Some(ClientError::Refused {
+                status: Status::RateLimited,
+                message,
+            }) => {
+                assert!(message.contains("slow down"), "{message}");
+                limited += 1;
+            }
+            Some(ClientError::Refused {
+                status: Status::PeerNotFound,
+                ..
+            }) => served += 1,
+            other => panic!("{other:?}"),
         }
     }
+    let took = started.elapsed();
+    // Every flow was answered within the longest wait (and a margin for a slow
+    // machine); those served are the burst plus the rate over that time, the rest
+    // were refused.
+    assert!(took < Duration::from_secs(4), "the flood took {took:?}");
+    let most = 2 * RATE + RATE * (took.as_secs() + 2);
     assert!(
-        limited >= 15,
-        "only {limited} of 30 rapid flows were rate limited"
+        served <= most as usize,
+        "{served} of {FLOOD} flows served in {took:?}"
+    );
+    assert!(served >= 2 * RATE as usize, "only {served} served");
+    assert_eq!(served + limited, FLOOD);
+    // Nothing of the flood is left holding the node: once the longest wait has
+    // passed, a new flow is served again.
+    assert_eq!(node.clients(), 1);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = client.dial(nobody).await;
+    assert!(
+        matches!(
+            after,
+            Err(ClientError::Refused {
+                status: Status::PeerNotFound,
+                ..
+            })
+        ),
+        "{:?}",
+        after.err()
     );
 }

@@ -8,6 +8,7 @@
     missing_docs
 )]
 
+mod bursts;
 mod flows;
 mod hostile;
 mod limits;

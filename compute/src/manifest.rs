@@ -314,20 +314,43 @@ impl Files<'_> {
         }
     }
 
-    /// Reads `rel` (a `what`), refusing it above `limit` bytes before reading.
+    /// Reads `rel` (a `what`): a regular file, after following symlinks, of at most
+    /// `limit` bytes, that does not change while it is read.
+    ///
+    /// The kind and the size are checked before the file is opened, since opening a
+    /// FIFO waits for a writer and a device such as `/dev/zero` never ends; at most
+    /// `limit + 1` bytes are read whatever happens to the file meanwhile.
     fn read_file(&self, rel: &Path, what: &str, limit: u64) -> Result<Vec<u8>, ManifestError> {
         let invalid = |m| self.invalid(m);
         let full = self.base.join(rel);
-        let cannot =
-            |e: std::io::Error| invalid(format!("cannot read {what} {}: {e}", full.display()));
-        let size = std::fs::metadata(&full).map_err(cannot)?.len();
-        if size > limit {
+        let shown = full.display();
+        let cannot = |e: std::io::Error| invalid(format!("cannot read {what} {shown}: {e}"));
+        let meta = std::fs::metadata(&full).map_err(cannot)?;
+        if !meta.is_file() {
+            let kind = kind_of(meta.file_type());
             return Err(invalid(format!(
-                "{what} {} is {size} bytes; the limit is {limit}",
-                full.display()
+                "{what} {shown} is a {kind}, not a regular file: give a file"
             )));
         }
-        std::fs::read(&full).map_err(cannot)
+        let size = meta.len();
+        if size > limit {
+            return Err(invalid(format!(
+                "{what} {shown} is {size} bytes; the limit is {limit}"
+            )));
+        }
+        let file = std::fs::File::open(&full).map_err(cannot)?;
+        // `size` is at most `limit`, itself at most a buffer's size.
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        std::io::Read::read_to_end(&mut std::io::Read::take(file, limit + 1), &mut bytes)
+            .map_err(cannot)?;
+        if bytes.len() as u64 != size {
+            return Err(invalid(format!(
+                "{what} {shown} changed while it was read ({size} bytes before, {} read): \
+                 give a file that nothing is writing to",
+                bytes.len()
+            )));
+        }
+        Ok(bytes)
     }
 
     /// The kernel's WGSL, from its file or inline.
@@ -336,14 +359,8 @@ impl Files<'_> {
         let read_file = |rel: &Path, what: &str, limit: u64| self.read_file(rel, what, limit);
         Ok(match (&manifest.wgsl, &manifest.source) {
             (Some(file), None) => {
+                // `read_file` returns at most the limit.
                 let bytes = read_file(file, "WGSL file", MAX_SOURCE_BYTES as u64)?;
-                if bytes.len() > MAX_SOURCE_BYTES {
-                    return Err(invalid(format!(
-                        "WGSL file {} is {} bytes; the limit is {MAX_SOURCE_BYTES}",
-                        file.display(),
-                        bytes.len()
-                    )));
-                }
                 String::from_utf8(bytes)
                     .map_err(|_| invalid(format!("WGSL file {} is not UTF-8", file.display())))?
             }
@@ -478,6 +495,28 @@ impl Files<'_> {
     }
 }
 
+/// What a path that is not a regular file is, in words.
+fn kind_of(file_type: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if file_type.is_char_device() || file_type.is_block_device() {
+            return "device";
+        }
+        if file_type.is_fifo() {
+            return "FIFO";
+        }
+        if file_type.is_socket() {
+            return "socket";
+        }
+    }
+    if file_type.is_dir() {
+        "directory"
+    } else {
+        "special file"
+    }
+}
+
 fn fill_bytes(fill: &Fill) -> Result<Vec<u8>, String> {
     let count = usize::try_from(fill.count)
         .ok()
@@ -508,4 +547,98 @@ fn fill_bytes(fill: &Fill) -> Result<Vec<u8>, String> {
             .to_le_bytes(),
     };
     Ok(word.repeat(count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(base: &Path) -> Files<'_> {
+        Files {
+            base,
+            name: "job.json",
+        }
+    }
+
+    /// Reads `path` as a data file, failing the test instead of hanging if it blocks.
+    fn read_data(path: &Path) -> Result<Vec<u8>, String> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = path.to_owned();
+        std::thread::spawn(move || {
+            let read = files(Path::new("."))
+                .read_file(&path, "data file", MAX_BUFFER_BYTES)
+                .map_err(|e| e.to_string());
+            let _ = tx.send(read);
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("reading a data file blocked")
+    }
+
+    #[test]
+    fn a_regular_file_and_a_symlink_to_one_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("input.bin"), [1, 2, 3, 4]).unwrap();
+        let read = files(dir.path()).read_file(Path::new("input.bin"), "data file", 4);
+        assert_eq!(read.unwrap(), [1, 2, 3, 4]);
+        let err = files(dir.path())
+            .read_file(Path::new("input.bin"), "data file", 3)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("is 4 bytes; the limit is 3"),
+            "{err}"
+        );
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink("input.bin", dir.path().join("link.bin")).unwrap();
+            assert_eq!(
+                read_data(&dir.path().join("link.bin")).unwrap(),
+                [1, 2, 3, 4]
+            );
+        }
+    }
+
+    #[test]
+    fn a_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = read_data(dir.path()).unwrap_err();
+        assert!(
+            err.contains("is a directory, not a regular file: give a file"),
+            "{err}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_device_is_refused_at_once_even_through_a_symlink() {
+        let err = read_data(Path::new("/dev/zero")).unwrap_err();
+        assert!(err.contains("is a device, not a regular file"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("zeros.bin");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        let err = read_data(&link).unwrap_err();
+        assert!(err.contains("is a device, not a regular file"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("input.fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo failed");
+        let err = read_data(&fifo).unwrap_err();
+        assert!(err.contains("is a FIFO, not a regular file"), "{err}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_file_whose_length_differs_from_its_metadata_is_refused() {
+        // Files in /proc report 0 bytes and then read as more: what a file that grows
+        // while it is read looks like.
+        let err = read_data(Path::new("/proc/self/status")).unwrap_err();
+        assert!(
+            err.contains("changed while it was read (0 bytes before"),
+            "{err}"
+        );
+    }
 }

@@ -28,9 +28,40 @@ pub use ::receipt::{
 /// Errors from opening, appending to and reading the ledger.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The ledger file does not exist (only from [`Ledger::open_existing`]).
+    /// The ledger file does not exist (only from [`Ledger::open_existing`] and
+    /// [`Ledger::open_read_only`]).
     #[error("no ledger at {0}: check the path, or run the node once to create it")]
     NotFound(PathBuf),
+    /// The file is empty, so it holds no ledger (only from [`Ledger::open_read_only`]).
+    #[error(
+        "{0} is empty: it is not a Spare ledger; check the path (the node's ledger is \
+         ledger.sqlite3 in its data folder); the file was left untouched"
+    )]
+    Empty(PathBuf),
+    /// The file is not a SQLite database, or not a file at all (only from
+    /// [`Ledger::open_read_only`]).
+    #[error(
+        "{path} is not a SQLite database ({found}), so not a Spare ledger: check the path; \
+         the file was left untouched"
+    )]
+    NotSqlite {
+        /// The file.
+        path: PathBuf,
+        /// What was found instead.
+        found: &'static str,
+    },
+    /// The file is a SQLite database without Spare's tables: another program's file
+    /// (only from [`Ledger::open_read_only`]).
+    #[error(
+        "{path} is a SQLite database but not a Spare ledger ({missing}): check the path; \
+         the file was left untouched"
+    )]
+    NotLedger {
+        /// The file.
+        path: PathBuf,
+        /// What a ledger has and this file lacks.
+        missing: String,
+    },
     /// The file could not be opened as a SQLite database.
     #[error("cannot open ledger {path}: {source}")]
     Open {
@@ -50,6 +81,21 @@ pub enum Error {
         /// The newest version this build knows.
         supported: u32,
     },
+    /// The file was written by an older Spare and has not been upgraded yet; reading
+    /// it read-only cannot upgrade it (only from [`Ledger::open_read_only`]).
+    #[error(
+        "ledger schema version {found} is older than this Spare reads (version \
+         {supported}): start the node once to upgrade it; the file was left untouched"
+    )]
+    OlderSchema {
+        /// The file's `user_version`.
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
+    /// A write was asked of a ledger opened with [`Ledger::open_read_only`].
+    #[error("the ledger {0} was opened read-only: nothing was written")]
+    ReadOnly(PathBuf),
     /// A receipt in an append was refused; nothing of that append was written.
     #[error("receipt {index} of the append refused: {source}")]
     Refused {
@@ -182,11 +228,15 @@ pub struct Problem {
 pub struct Ledger {
     conn: Connection,
     path: PathBuf,
+    read_only: bool,
 }
 
 impl std::fmt::Debug for Ledger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ledger").field("path", &self.path).finish()
+        f.debug_struct("Ledger")
+            .field("path", &self.path)
+            .field("read_only", &self.read_only)
+            .finish()
     }
 }
 
@@ -243,12 +293,49 @@ impl Ledger {
         Ok(Self {
             conn,
             path: path.to_owned(),
+            read_only: false,
+        })
+    }
+
+    /// Opens an existing ledger for reading only: it never creates, migrates or writes
+    /// the file, whatever the file turns out to be.
+    ///
+    /// A missing file, an empty one, one that is not SQLite, another program's SQLite
+    /// file and a ledger of another schema version are each refused with an error
+    /// that names the problem. Reading works while the node holds the ledger open for
+    /// appends (WAL readers never block the writer); each read sees the entries
+    /// committed when it began. Appends to a read-only ledger fail with
+    /// [`Error::ReadOnly`].
+    ///
+    /// SQLite may create the ledger's `-wal` and `-shm` files beside it (they are how
+    /// readers of a WAL file share its state); the ledger file itself is not changed.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        check_sqlite_file(path)?;
+        let open_err = |source| Error::Open {
+            path: path.to_owned(),
+            source,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(open_err)?;
+        schema::check_current(&conn, path)?;
+        Ok(Self {
+            conn,
+            path: path.to_owned(),
+            read_only: true,
         })
     }
 
     /// The file this ledger lives in.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// True when the ledger was opened with [`Ledger::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// The underlying connection, for tests and diagnostics that need raw SQL.
@@ -272,6 +359,9 @@ impl Ledger {
 
     /// Appends verified receipts in one transaction: all are written or none is.
     pub fn append_batch(&mut self, receipts: &[VerifiedReceipt]) -> Result<Appended, Error> {
+        if self.read_only {
+            return Err(Error::ReadOnly(self.path.clone()));
+        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -469,6 +559,45 @@ impl Ledger {
         }
         csv.flush()?;
         Ok(count)
+    }
+}
+
+/// Refuses, before SQLite sees it, a path that is missing, not a regular file, empty,
+/// or does not begin with SQLite's header. SQLite would take an empty file for a new
+/// database, and opening a FIFO or a device could block or read forever.
+fn check_sqlite_file(path: &Path) -> Result<(), Error> {
+    const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+    let not_sqlite = |found| Error::NotSqlite {
+        path: path.to_owned(),
+        found,
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NotFound(path.to_owned()));
+        }
+        Err(e) => return Err(Error::Io(e)),
+    };
+    if meta.is_dir() {
+        return Err(not_sqlite("it is a directory"));
+    }
+    if !meta.is_file() {
+        return Err(not_sqlite(
+            "it is a device, FIFO or socket, not a regular file",
+        ));
+    }
+    if meta.len() == 0 {
+        return Err(Error::Empty(path.to_owned()));
+    }
+    let mut header = [0; MAGIC.len()];
+    let mut file = std::fs::File::open(path)?;
+    match std::io::Read::read_exact(&mut file, &mut header) {
+        Ok(()) if &header == MAGIC => Ok(()),
+        Ok(()) => Err(not_sqlite("it does not begin with SQLite's header")),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Err(not_sqlite("it is shorter than SQLite's header"))
+        }
+        Err(e) => Err(Error::Io(e)),
     }
 }
 

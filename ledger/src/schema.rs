@@ -5,6 +5,8 @@
 //! refused, never downgraded. Migrations never rewrite entries: the signed receipt
 //! bytes and the hash chain are the same before and after.
 
+use std::path::Path;
+
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::Error;
@@ -83,6 +85,62 @@ WINDOW w AS (PARTITION BY network, kind ORDER BY bucket);
 pub const BUCKET_MS: i64 = 900_000;
 
 const MIGRATIONS: [&str; LATEST_VERSION as usize] = [V1, V2];
+
+/// The tables a ledger at [`LATEST_VERSION`] has.
+const TABLES: [&str; 2] = ["entries", "earnings_running"];
+
+/// Checks, without writing, that `conn` holds a Spare ledger at [`LATEST_VERSION`]:
+/// what a read-only opening needs, since it cannot migrate.
+pub(crate) fn check_current(conn: &Connection, path: &Path) -> Result<(), Error> {
+    let open_err = |source| Error::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let found: u32 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(open_err)?;
+    if found > LATEST_VERSION {
+        return Err(Error::NewerSchema {
+            found,
+            supported: LATEST_VERSION,
+        });
+    }
+    let mut missing = Vec::new();
+    for table in TABLES {
+        let exists: bool = conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1)",
+                [table],
+                |row| row.get(0),
+            )
+            .map_err(open_err)?;
+        if !exists {
+            missing.push(table);
+        }
+    }
+    // Every version has the entries table; without it the file is someone else's.
+    let no_entries = missing.contains(&"entries");
+    if found == 0 || no_entries {
+        let table = if no_entries { "no entries table, " } else { "" };
+        return Err(Error::NotLedger {
+            path: path.to_owned(),
+            missing: format!("{table}user_version {found}"),
+        });
+    }
+    if found < LATEST_VERSION {
+        return Err(Error::OlderSchema {
+            found,
+            supported: LATEST_VERSION,
+        });
+    }
+    if let Some(table) = missing.first() {
+        return Err(Error::NotLedger {
+            path: path.to_owned(),
+            missing: format!("no {table} table, which version {found} has"),
+        });
+    }
+    Ok(())
+}
 
 /// Brings the file up to [`LATEST_VERSION`], or refuses a newer one.
 pub fn migrate(conn: &mut Connection) -> Result<(), Error> {

@@ -338,10 +338,21 @@ impl Config {
         Config::load(path)
     }
 
-    /// Parses and checks config text; on failure returns every problem found.
+    /// Parses and checks config text; on failure returns every problem found: a syntax
+    /// error alone (nothing past it can be read), otherwise every unknown key, every
+    /// value of the wrong type and every value out of range, in line order.
     pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
-        let config: Config = toml::from_str(text).map_err(|e| vec![from_toml(text, &e)])?;
-        let mut problems = config.range_problems(text);
+        let doc: toml::Table = text.parse().map_err(|e| vec![from_toml(text, &e)])?;
+        // The keys that can be read are checked too, with the others at their defaults.
+        let (readable, mut problems) = split_readable(text, doc);
+        let config: Config = match readable.try_into() {
+            Ok(config) => config,
+            Err(e) => {
+                problems.push(from_toml(text, &e));
+                return Err(problems);
+            }
+        };
+        problems.extend(config.range_problems(text));
         problems.sort_by_key(|p| p.line);
         if problems.is_empty() {
             Ok(config)
@@ -513,19 +524,90 @@ impl Config {
     }
 }
 
+/// Splits a parsed file into the keys that can be read and a problem for each one that
+/// cannot (an unknown key or section, a value of the wrong type), by reading each key
+/// on its own: serde stops at the first error of a whole file.
+fn split_readable(text: &str, doc: toml::Table) -> (toml::Table, Vec<Problem>) {
+    let mut problems = Vec::new();
+    let mut readable = toml::Table::new();
+    for (section, value) in doc {
+        let toml::Value::Table(keys) = value else {
+            match unreadable(text, &[&section], value.clone()) {
+                Some(problem) => problems.push(problem),
+                None => {
+                    readable.insert(section, value);
+                }
+            }
+            continue;
+        };
+        let empty = toml::Value::Table(toml::Table::new());
+        if let Some(mut problem) = unreadable(text, &[&section], empty) {
+            // An unknown section is one problem, not one per key in it.
+            problem.line = problem
+                .line
+                .or_else(|| keys.keys().find_map(|key| locate(text, &section, key)));
+            problems.push(problem);
+            continue;
+        }
+        let mut kept = toml::Table::new();
+        for (key, value) in keys {
+            match unreadable(text, &[&section, &key], value.clone()) {
+                Some(problem) => problems.push(problem),
+                None => {
+                    kept.insert(key, value);
+                }
+            }
+        }
+        readable.insert(section, toml::Value::Table(kept));
+    }
+    (readable, problems)
+}
+
+/// The problem of `value` at `path` (a section, or a section and a key) read as a
+/// config on its own, if it cannot be.
+fn unreadable(text: &str, path: &[&str], value: toml::Value) -> Option<Problem> {
+    let alone = path.iter().rev().fold(value, |inner, name| {
+        toml::Value::Table(toml::Table::from_iter([((*name).to_owned(), inner)]))
+    });
+    let e = alone.try_into::<Config>().err()?;
+    let line = match path {
+        [section, key] => locate(text, section, key).or_else(|| locate_section(text, section)),
+        [section] => locate_section(text, section),
+        _ => None,
+    };
+    Some(Problem {
+        key: Some(path.join(".")),
+        line,
+        message: explain(e.message()),
+    })
+}
+
 /// Turns a TOML or serde error into a located problem.
 fn from_toml(text: &str, e: &toml::de::Error) -> Problem {
     let line = e.span().map(|span| line_of(text, span.start));
     let key = line.and_then(|line| key_on_line(text, line));
-    let message = e.message().trim().to_owned();
-    let message = if message.starts_with("unknown field") {
-        format!("{message} (check the spelling; `spare config example` lists every key)")
-    } else if message.starts_with("invalid type") {
-        format!("wrong type: {message}")
-    } else {
-        message
-    };
+    let message = explain(e.message());
     Problem { key, line, message }
+}
+
+/// A serde message, with what to write instead where the message does not say.
+fn explain(message: &str) -> String {
+    let message = message.trim();
+    if message.starts_with("unknown field") {
+        return format!("{message} (check the spelling; `spare config example` lists every key)");
+    }
+    let expected = message.rsplit_once("expected ").map_or("", |(_, e)| e);
+    let fix = match expected {
+        "u16" | "u32" | "u64" => ": give a whole number, 0 or more, without quotes",
+        "a boolean" => ": give true or false, without quotes",
+        "a string" | "path string" => ": give text in double quotes",
+        "a sequence" => ": give a list in brackets, e.g. [\"…\"]",
+        _ => "",
+    };
+    match message.strip_prefix("invalid type: ") {
+        Some(found) => format!("wrong type: {found}{fix}"),
+        None => format!("{message}{fix}"),
+    }
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -552,6 +634,16 @@ fn key_on_line(text: &str, line: usize) -> Option<String> {
         }
     }
     None
+}
+
+/// The line of the `[section]` header, or where `section = …` is set before any header.
+fn locate_section(text: &str, section: &str) -> Option<usize> {
+    let header = text.lines().position(|raw| {
+        let trimmed = raw.trim();
+        let header = trimmed.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+        header.is_some_and(|h| h.trim() == section)
+    });
+    header.map(|i| i + 1).or_else(|| locate(text, "", section))
 }
 
 /// The line where `key` is set inside `[section]`.
@@ -750,6 +842,70 @@ mod tests {
                 "line 3: gpu.max_temperature_c: 20 is out of range: allowed 50 to 100 °C",
                 "line 6: lending.idle_minutes: 0 is out of range: allowed 1 to 1440 minutes",
             ]
+        );
+    }
+
+    #[test]
+    fn every_unknown_key_wrong_type_and_bad_value_is_reported_at_once() {
+        let text = "[gpu]\nmax_job_memory_mb = \"lots\"\nenabled = \"yes\"\n\n[relay]\n\
+                    price_per_gib = -3\nport = 0\n\n[lending]\nidel_minutes = 5\n\
+                    idle_minutes = 0\n\n[bogus]\nx = 1\n";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        let Err(ConfigError::Invalid { problems, .. }) = Config::load(&path) else {
+            panic!("a config with problems loaded");
+        };
+        let found: Vec<_> = problems
+            .iter()
+            .map(|p| (p.line, p.key.as_deref().unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (Some(2), "gpu.max_job_memory_mb"),
+                (Some(3), "gpu.enabled"),
+                (Some(6), "relay.price_per_gib"),
+                (Some(7), "relay.port"),
+                (Some(10), "lending.idel_minutes"),
+                (Some(11), "lending.idle_minutes"),
+                (Some(13), "bogus"),
+            ],
+            "{problems:?}"
+        );
+        let says = |i: usize, words: &[&str]| {
+            let shown = problems[i].to_string();
+            assert!(words.iter().all(|w| shown.contains(w)), "{shown}");
+        };
+        says(0, &["wrong type", "\"lots\"", "give a whole number"]);
+        says(1, &["wrong type", "give true or false"]);
+        says(2, &["-3", "give a whole number, 0 or more"]);
+        says(3, &["out of range"]);
+        says(4, &["unknown field `idel_minutes`", "idle_minutes"]);
+        says(5, &["out of range: allowed 1 to 1440"]);
+        says(6, &["unknown field `bogus`", "check the spelling"]);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    }
+
+    #[test]
+    fn wrong_types_in_dotted_and_inline_keys_are_each_named() {
+        let text = "gpu.max_job_memory_mb = \"lots\"\nrelay = { port = \"x\", allow = 3 }\n\
+                    updates = 7\n";
+        let problems = Config::parse(text).unwrap_err();
+        let mut found: Vec<_> = problems
+            .iter()
+            .map(|p| (p.line, p.key.as_deref().unwrap_or_default()))
+            .collect();
+        found.sort();
+        assert_eq!(
+            found,
+            vec![
+                (Some(1), "gpu.max_job_memory_mb"),
+                (Some(2), "relay.allow"),
+                (Some(2), "relay.port"),
+                (Some(3), "updates"),
+            ],
+            "{problems:?}"
         );
     }
 

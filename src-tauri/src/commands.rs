@@ -116,7 +116,7 @@ pub async fn diagnostics(host: State<'_, Arc<Host>>) -> Result<Vec<Check>, Comma
 
 fn open_ledger(host: &Host) -> Result<Ledger, CommandError> {
     let path = host.ledger_path(&host.config()?);
-    Ledger::open_existing(&path)
+    Ledger::open_read_only(&path)
         .map_err(|e| CommandError::ledger(&format!("cannot open the ledger {}", path.display()), e))
 }
 

@@ -10,5 +10,6 @@ mod append;
 mod crash;
 mod earnings;
 mod migrate;
+mod read_only;
 mod support;
 mod tamper;

@@ -19,7 +19,7 @@ pub(super) fn run_ledger(cli: &Cli, command: &LedgerCommand) -> anyhow::Result<O
         LedgerCommand::Verify { json, db } => {
             let config = load_config(cli)?;
             let path = ledger_path(db.as_deref(), &config)?;
-            let ledger = Ledger::open_existing(&path)?;
+            let ledger = Ledger::open_read_only(&path)?;
             let started = std::time::Instant::now();
             let report = ledger.verify().context("reading the ledger")?;
             let secs = started.elapsed().as_secs_f64();
@@ -57,7 +57,7 @@ pub(super) fn run_ledger(cli: &Cli, command: &LedgerCommand) -> anyhow::Result<O
         LedgerCommand::Export { csv, db } => {
             let config = load_config(cli)?;
             let path = ledger_path(db.as_deref(), &config)?;
-            let ledger = Ledger::open_existing(&path)?;
+            let ledger = Ledger::open_read_only(&path)?;
             let count = export(&ledger, csv)?;
             if csv != Path::new("-") {
                 println!("exported {count} entries to {}", csv.display());
@@ -235,7 +235,7 @@ pub(super) fn open_ledger(db: Option<&Path>, config: &Config) -> anyhow::Result<
         );
         return Ok(None);
     }
-    Ok(Some(Ledger::open_existing(&path)?))
+    Ok(Some(Ledger::open_read_only(&path)?))
 }
 
 /// Writes the ledger as CSV to `dest`, or to standard output for `-`.

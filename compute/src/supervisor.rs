@@ -257,6 +257,9 @@ enum Silence {
 /// Where a job's run has got to, for the time allowed until the next event.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Stage {
+    /// Sent, not yet taken up: a worker lost now never had the job.
+    Sent,
+    /// Taken up (`Received`): admitted, then compiled.
     Receiving,
     Compiling,
     Uploading,
@@ -542,7 +545,7 @@ impl Supervisor {
             },
             &blobs,
         )?;
-        self.wait_outcome(digest, Stage::Receiving, on_slice)
+        self.wait_outcome(digest, Stage::Sent, on_slice)
     }
 
     /// Continues a yielded job.
@@ -678,7 +681,7 @@ impl Supervisor {
     /// The time allowed until the next event at `stage`.
     fn allowance(&self, stage: Stage) -> Duration {
         match stage {
-            Stage::Receiving | Stage::Uploading => self.config.startup_timeout,
+            Stage::Sent | Stage::Receiving | Stage::Uploading => self.config.startup_timeout,
             Stage::Compiling => self.config.compile_timeout,
             Stage::Slicing => self.config.watchdog(),
         }
@@ -695,6 +698,20 @@ impl Supervisor {
             let allowance = self.allowance(stage);
             let frame = match self.next_event(allowance) {
                 Ok(frame) => frame,
+                Err(silence) if stage == Stage::Sent => {
+                    // The worker never took the job up: it was lost before (it died as
+                    // the job was sent, or hangs): the machine's doing, and the job can
+                    // run again.
+                    self.current = None;
+                    let what = match silence {
+                        Silence::TimedOut => {
+                            format!("it did not take up a job within {} s", allowance.as_secs())
+                        }
+                        Silence::Gone(reason) => reason,
+                    };
+                    self.lose_worker(Cause::Machine, &what);
+                    return Err(JobError::WorkerLost(what));
+                }
                 Err(silence) => {
                     // The job was in the worker: whatever stopped it is the job's doing.
                     self.current = None;
@@ -717,6 +734,7 @@ impl Supervisor {
                 }
             };
             match frame.header {
+                Event::Received => stage = Stage::Receiving,
                 Event::Compiling => stage = Stage::Compiling,
                 Event::Compiled => stage = Stage::Uploading,
                 Event::Loaded => stage = Stage::Slicing,

@@ -183,6 +183,8 @@ pub enum Event {
         /// Why.
         message: String,
     },
+    /// The worker took up a `Run`: from now on, losing it is the job's doing.
+    Received,
     /// The job's shader is being compiled (only when it is not compiled yet).
     Compiling,
     /// It is compiled; its buffers are uploaded next.

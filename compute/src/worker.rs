@@ -121,6 +121,7 @@ fn handle(
             job, checkpoint, ..
         } => {
             *resident = None;
+            wire::write_frame(out, &Event::Received, &[])?;
             let (job, checkpoint) = match job_from_frame(job, checkpoint, frame.blobs) {
                 Ok(parts) => parts,
                 Err(message) => return failed(out, message),

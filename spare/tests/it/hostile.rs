@@ -173,9 +173,15 @@ async fn jobs_that_never_finish_are_charged_to_their_requesters_and_lending_goes
     drop(node);
 }
 
-/// The pids of this process's GPU workers.
-fn workers() -> Vec<u32> {
+/// The pids of the GPU workers of the node whose data folder is `data` (other tests'
+/// nodes run in this process too: a worker is known by its pipeline cache folder).
+fn workers(data: &tempfile::TempDir) -> Vec<u32> {
     let me = std::process::id().to_string();
+    let cache = format!(
+        "{}={}",
+        compute::worker::PIPELINE_CACHE_ENV,
+        data.path().join("node/pipelines").display()
+    );
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
@@ -188,7 +194,11 @@ fn workers() -> Vec<u32> {
             .and_then(|(_, rest)| rest.split(' ').nth(1));
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let is_worker = String::from_utf8_lossy(&cmdline).contains(compute::worker::WORKER_ARG);
-        if parent == Some(me.as_str()) && is_worker && !stat.contains(") Z ") {
+        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        let ours = environ
+            .split(|b| *b == 0)
+            .any(|var| var == cache.as_bytes());
+        if parent == Some(me.as_str()) && is_worker && ours && !stat.contains(") Z ") {
             pids.push(pid);
         }
     }
@@ -224,14 +234,14 @@ async fn a_worker_killed_while_idle_is_replaced_and_a_job_during_the_restart_wai
     submit(&ticket, &requester, &node::demo::job(64))
         .await
         .unwrap();
-    let first = workers();
+    let first = workers(&data);
     assert_eq!(first.len(), 1, "{first:?}");
 
     // Killed while idle: noticed at once, and a new worker starts after the back-off,
     // before any job needs it.
     kill(first[0]);
     wait_until(Duration::from_secs(20), "a new worker", || {
-        let now = workers();
+        let now = workers(&data);
         now.len() == 1 && now[0] != first[0]
     })
     .await;
@@ -241,10 +251,10 @@ async fn a_worker_killed_while_idle_is_replaced_and_a_job_during_the_restart_wai
 
     // Killed again, and a job sent at once: it waits in the queue for the restart (2 s
     // of back-off) instead of failing.
-    let second = workers();
+    let second = workers(&data);
     kill(second[0]);
     wait_until(Duration::from_secs(5), "the worker's exit", || {
-        workers().is_empty()
+        workers(&data).is_empty()
     })
     .await;
     let sent = Instant::now();

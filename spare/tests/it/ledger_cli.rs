@@ -244,3 +244,54 @@ fn export_writes_every_entry() {
         .ok();
     assert_eq!(to_stdout.stdout, text);
 }
+
+/// The files in `dir` with their bytes.
+fn snapshot(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| (e.path(), std::fs::read(e.path()).unwrap_or_default()))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn read_only_commands_refuse_an_empty_or_foreign_file_and_leave_it_as_it_was() {
+    let spare = Spare::new();
+    let dir = spare.path("files");
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty.sqlite3");
+    std::fs::write(&empty, b"").unwrap();
+    let foreign = dir.join("notes.sqlite3");
+    let conn = rusqlite::Connection::open(&foreign).unwrap();
+    conn.execute_batch("CREATE TABLE notes (text TEXT); INSERT INTO notes VALUES ('mine');")
+        .unwrap();
+    drop(conn);
+    let before = snapshot(&dir);
+    for (file, words) in [(&empty, "is empty"), (&foreign, "not a Spare ledger")] {
+        let csv = spare.path("out.csv");
+        for args in [
+            vec!["ledger", "verify", "--db", path_str(file)],
+            vec![
+                "ledger",
+                "export",
+                "--csv",
+                path_str(&csv),
+                "--db",
+                path_str(file),
+            ],
+            vec!["earnings", "--db", path_str(file)],
+        ] {
+            let run = spare.run(&args).fails();
+            assert!(run.stderr.contains(words), "{args:?}: {}", run.stderr);
+            assert!(!run.stdout.contains("intact"), "{args:?}: {}", run.stdout);
+        }
+        assert!(!csv.exists());
+    }
+    assert_eq!(
+        snapshot(&dir),
+        before,
+        "a read-only command changed the files"
+    );
+}

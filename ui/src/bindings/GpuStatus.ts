@@ -34,9 +34,14 @@ busy_percent: number,
  */
 adapter: string | null, 
 /**
- * Why the runner stopped itself (a worker that keeps failing), if it did.
+ * Why the runner stopped itself (the machine's failures: a GPU that cannot be
+ * opened, or fails Spare's self-test), with when it is tried again, if it did.
  */
 runner_stopped: string | null, 
+/**
+ * Requesters refused for now because their jobs hung or killed the GPU worker.
+ */
+requesters_cooling_off: number, 
 /**
  * Price asked, micro-credits per million workgroups.
  */

@@ -155,7 +155,7 @@ describe("dashboard", { timeout: 300_000 }, () => {
     const page = await open({ mock: { status: "runner_stopped" } });
     await page.waitForSelector('#gpu-state[data-state="paused"]');
     const reason = await page.locator("#gpu-state .reason").innerText();
-    assert.match(reason, /the GPU keeps failing .* spare resume gpu/);
+    assert.match(reason, /the GPU keeps failing .*spare resume gpu/);
     const gpu = page.getByTestId("gpu-card");
     assert.match(await gpu.getByRole("alert").innerText(), /the GPU itself fails, not a job/);
     await gpu.getByRole("button", { name: "Resume GPU" }).click();

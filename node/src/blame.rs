@@ -13,12 +13,14 @@
 //! fault; if it passes, the requesters were.
 //!
 //! Memory is bounded: at most `MAX_TRACKED` requesters and blocked jobs are kept, the
-//! oldest forgotten first.
+//! oldest forgotten first. What is charged survives a restart ([`Saved`], written to
+//! the data folder by the node), so restarting the node forgives no one.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use ledger::PartyId;
+use serde::{Deserialize, Serialize};
 
 /// Requesters (and blocked jobs) remembered at most.
 pub const MAX_TRACKED: usize = 4096;
@@ -40,6 +42,26 @@ pub struct Blame {
 struct Offender {
     offenses: u32,
     until: Instant,
+}
+
+/// What is charged, as saved across restarts: wall-clock times (Unix milliseconds).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Saved {
+    /// Requesters still cooling off, or with offenses to remember.
+    pub requesters: Vec<SavedRequester>,
+    /// Jobs refused for good, as hex digests.
+    pub blocked_jobs: Vec<String>,
+}
+
+/// One requester in [`Saved`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedRequester {
+    /// The requester's key, hex.
+    pub id: String,
+    /// How many of their jobs lost a worker.
+    pub offenses: u32,
+    /// Refused until then (Unix milliseconds).
+    pub until_ms: u64,
 }
 
 /// Why a requester's job is refused now.
@@ -154,6 +176,52 @@ impl Blame {
         self.recent.clear();
     }
 
+    /// What is charged, to save: `now` is `now_ms` on the wall clock.
+    pub fn saved(&self, now: Instant, now_ms: u64) -> Saved {
+        let requesters = self
+            .offenders
+            .iter()
+            .map(|(id, o)| SavedRequester {
+                id: id.to_string(),
+                offenses: o.offenses,
+                until_ms: now_ms
+                    .saturating_add(o.until.saturating_duration_since(now).as_millis() as u64),
+            })
+            .collect();
+        let blocked_jobs = self.blocked_order.iter().map(|d| ledger::hex(d)).collect();
+        Saved {
+            requesters,
+            blocked_jobs,
+        }
+    }
+
+    /// Takes back what was saved (`now` is `now_ms` on the wall clock). Entries that do
+    /// not parse are skipped; the bounds hold whatever the file says.
+    pub fn restore(&mut self, saved: Saved, now: Instant, now_ms: u64) {
+        for r in saved.requesters.into_iter().take(MAX_TRACKED) {
+            let Ok(id) = r.id.parse::<PartyId>() else {
+                continue;
+            };
+            let left = Duration::from_millis(r.until_ms.saturating_sub(now_ms)).min(self.cap);
+            self.offenders.insert(
+                id,
+                Offender {
+                    offenses: r.offenses.max(1),
+                    until: now + left,
+                },
+            );
+        }
+        for digest in saved.blocked_jobs.iter().take(MAX_TRACKED) {
+            let Some(digest) = ledger::unhex(digest).and_then(|d| <[u8; 32]>::try_from(d).ok())
+            else {
+                continue;
+            };
+            if self.blocked.insert(digest) {
+                self.blocked_order.push_back(digest);
+            }
+        }
+    }
+
     /// Requesters refused now.
     pub fn cooling_off(&self, now: Instant) -> usize {
         self.offenders.values().filter(|o| now < o.until).count()
@@ -264,6 +332,45 @@ mod tests {
         assert_eq!(
             b.handle_failure(t0 + 11 * MIN, party(3), [3; 32]).self_test,
             None
+        );
+    }
+
+    #[test]
+    fn what_is_charged_survives_a_restart_and_a_damaged_entry_is_skipped() {
+        let (mut b, t0) = blame();
+        b.handle_failure(t0, party(1), [1; 32]);
+        b.handle_failure(t0, party(1), [2; 32]);
+        let mut saved = b.saved(t0 + MIN, 1_000_000);
+        assert_eq!(saved.requesters[0].until_ms, 1_000_000 + 19 * 60_000);
+        saved.requesters.push(SavedRequester {
+            id: "not a key".into(),
+            offenses: 3,
+            until_ms: u64::MAX,
+        });
+        saved.blocked_jobs.push("zz".into());
+        let json = serde_json::to_string(&saved).unwrap();
+
+        let (mut restarted, t1) = blame();
+        restarted.restore(serde_json::from_str(&json).unwrap(), t1, 1_000_000);
+        assert_eq!(
+            restarted.check(t1, &party(1), &[3; 32]),
+            Err(Refused::CoolingOff {
+                left: 19 * MIN,
+                offenses: 2
+            })
+        );
+        assert_eq!(
+            restarted.check(t1, &party(2), &[2; 32]),
+            Err(Refused::JobBlocked)
+        );
+        assert_eq!(restarted.check(t1, &party(2), &[3; 32]), Ok(()));
+        // The next offense doubles from where it was.
+        let later = t1 + 19 * MIN;
+        assert_eq!(
+            restarted
+                .handle_failure(later, party(1), [4; 32])
+                .cooling_off,
+            40 * MIN
         );
     }
 

@@ -1,5 +1,6 @@
 //! The data folder: its lock (one node per folder), its privacy, and the small state
-//! files the node keeps there (the owner's pauses, the quotas' use), each written whole
+//! files the node keeps there (the owner's pauses, the quotas' use, who is charged for
+//! lost GPU workers), each written whole
 //! to a temporary file and renamed into place, so a crash leaves the old file or the new
 //! one, never half of one.
 
@@ -125,6 +126,24 @@ pub(crate) fn save_pauses(file: &Path, policy: &LendingPolicy) {
     };
     if let Err(e) = write_whole(file, &pauses) {
         tracing::error!("cannot save pauses to {}: {e}", file.display());
+    }
+}
+
+/// Takes back who was charged for lost GPU workers before the restart.
+pub(crate) fn restore_blame(file: &Path, blame: &mut crate::blame::Blame) {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return;
+    };
+    match serde_json::from_str(&text) {
+        Ok(saved) => blame.restore(saved, Instant::now(), job_protocol::now_ms()),
+        Err(e) => tracing::warn!("ignoring unreadable {}: {e}", file.display()),
+    }
+}
+
+/// Saves who is charged for lost GPU workers.
+pub(crate) fn save_blame(file: &Path, saved: &crate::blame::Saved) {
+    if let Err(e) = write_whole(file, saved) {
+        tracing::error!("cannot save {}: {e}", file.display());
     }
 }
 

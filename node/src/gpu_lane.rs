@@ -13,6 +13,7 @@
 //! that arrive meanwhile wait in the queue (up to `MAX_RESTART_WAIT`).
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -161,6 +162,7 @@ impl std::fmt::Display for Why {
 
 /// The queue and the runner thread.
 pub struct GpuLane {
+    blame_file: Option<PathBuf>,
     state: Mutex<State>,
     wake: Condvar,
     yielder: Yielder,
@@ -168,9 +170,17 @@ pub struct GpuLane {
 }
 
 impl GpuLane {
-    /// Starts the lane's thread with a supervisor built from `runner`.
-    pub fn start(runner: RunnerConfig) -> std::io::Result<Arc<GpuLane>> {
+    /// Starts the lane's thread with a supervisor built from `runner`, keeping who is
+    /// charged for lost workers in `blame_file` (across restarts) when given.
+    pub fn start(
+        runner: RunnerConfig,
+        blame_file: Option<PathBuf>,
+    ) -> std::io::Result<Arc<GpuLane>> {
         let supervisor = Supervisor::new(runner);
+        let mut blame = Blame::new(COOLING_OFF, MAX_COOLING_OFF, SUSPICION_WINDOW, SUSPECTS);
+        if let Some(file) = &blame_file {
+            crate::folder::restore_blame(file, &mut blame);
+        }
         let state = State {
             queue: VecDeque::new(),
             lending: false,
@@ -179,10 +189,11 @@ impl GpuLane {
             status: LaneStatus::default(),
             busy: Duration::ZERO,
             last_yield: None,
-            blame: Blame::new(COOLING_OFF, MAX_COOLING_OFF, SUSPICION_WINDOW, SUSPECTS),
+            blame,
             resume_requested: false,
         };
         let lane = Arc::new(GpuLane {
+            blame_file,
             state: Mutex::new(state),
             wake: Condvar::new(),
             yielder: supervisor.yielder(),
@@ -555,10 +566,15 @@ impl GpuLane {
             return None;
         }
         let requester = queued.requester();
-        let charged = self
-            .lock()
-            .blame
-            .handle_failure(Instant::now(), requester, queued.digest);
+        let (charged, saved) = {
+            let mut state = self.lock();
+            let now = Instant::now();
+            let charged = state.blame.handle_failure(now, requester, queued.digest);
+            (charged, state.blame.saved(now, job_protocol::now_ms()))
+        };
+        if let Some(file) = &self.blame_file {
+            crate::folder::save_blame(file, &saved);
+        }
         tracing::warn!(
             job = %queued.id(),
             %requester,

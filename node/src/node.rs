@@ -298,7 +298,8 @@ fn start_lane(
     if runner.pipeline_cache_dir.is_none() {
         runner.pipeline_cache_dir = Some(options.data_dir.join("pipelines"));
     }
-    GpuLane::start(runner).context("starting the GPU lane")
+    GpuLane::start(runner, Some(options.data_dir.join("blame.json")))
+        .context("starting the GPU lane")
 }
 
 /// The ledger writer: finished job orders and relay sessions through the one recorder,

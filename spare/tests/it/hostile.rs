@@ -170,6 +170,25 @@ async fn jobs_that_never_finish_are_charged_to_their_requesters_and_lending_goes
     let status = handle.status();
     assert_eq!(status.gpu.jobs_done, 1, "{status:?}");
     assert_eq!(status.gpu.jobs_failed, 3, "{status:?}");
+    assert_eq!(status.gpu.requesters_cooling_off, 3, "{status:?}");
+    drop(node);
+
+    // A restart forgives no one.
+    let node = Node::start(options(&data, Duration::from_secs(1)))
+        .await
+        .unwrap();
+    let ticket = self::ticket(&node.handle());
+    refused_with(
+        submit(&ticket, &attacker, &hanging_job(5)).await,
+        Code::CoolingOff,
+        "your jobs are refused for",
+    );
+    refused_with(
+        submit(&ticket, &key(21), &hanging_job(0)).await,
+        Code::JobBlocked,
+        "not run again",
+    );
+    assert_eq!(node.handle().status().gpu.requesters_cooling_off, 3);
     drop(node);
 }
 

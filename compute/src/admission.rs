@@ -254,25 +254,60 @@ impl Shader<'_> {
                 held.push((type_bytes(module, inner), module.constants.get_span(handle)));
             }
         }
+        // In a function: its locals, its arguments, its named values (`let`) and every
+        // value indexed at run time (spilled to memory) all count; of the other array
+        // and struct temporaries (constructors, results, loads) the largest counts, as
+        // a bound on what the compiler keeps at once without over-counting values that
+        // are evaluated into one another (a local's initializer, a constant's copies).
         let function_held = |function: &naga::Function, info: &naga::valid::FunctionInfo| {
             let mut held = Vec::new();
             for (handle, local) in function.local_variables.iter() {
                 let bytes = type_bytes(module, &module.types[local.ty].inner);
                 held.push((bytes, function.local_variables.get_span(handle)));
             }
+            // Values stored whole into a local (its initializer, `a = array(...)`)
+            // are the local's bytes, counted with it.
+            let mut into_locals: std::collections::HashSet<_> = function
+                .local_variables
+                .iter()
+                .filter_map(|(_, l)| l.init)
+                .collect();
+            stores_into_locals(function, &function.body, &mut into_locals);
+            // A value indexed by a runtime index is spilled to memory of its own.
+            let indexed: std::collections::HashSet<_> = function
+                .expressions
+                .iter()
+                .filter_map(|(_, e)| match e {
+                    naga::Expression::Access { base, .. } => Some(*base),
+                    _ => None,
+                })
+                .collect();
+            let mut largest_temporary: Option<(u64, naga::Span)> = None;
             for (handle, expression) in function.expressions.iter() {
                 // A module constant is counted once, above, wherever it is used.
-                if matches!(expression, naga::Expression::Constant(_)) {
+                if matches!(expression, naga::Expression::Constant(_))
+                    || into_locals.contains(&handle)
+                {
                     continue;
                 }
                 let inner = info[handle].ty.inner_with(&module.types);
-                if is_composite(inner) {
-                    held.push((
-                        type_bytes(module, inner),
-                        function.expressions.get_span(handle),
-                    ));
+                if !is_composite(inner) {
+                    continue;
+                }
+                let item = (
+                    type_bytes(module, inner),
+                    function.expressions.get_span(handle),
+                );
+                let lives_for_the_call = function.named_expressions.contains_key(&handle)
+                    || matches!(expression, naga::Expression::FunctionArgument(_))
+                    || indexed.contains(&handle);
+                if lives_for_the_call {
+                    held.push(item);
+                } else if largest_temporary.is_none_or(|(bytes, _)| item.0 > bytes) {
+                    largest_temporary = Some(item);
                 }
             }
+            held.extend(largest_temporary);
             held
         };
         for (handle, function) in module.functions.iter() {
@@ -513,6 +548,44 @@ impl Shader<'_> {
                      is {MAX_WORKGROUP_BYTES}"
                 ),
             ));
+        }
+    }
+}
+
+/// The values of `block`'s stores whose target is a local variable itself.
+fn stores_into_locals(
+    function: &naga::Function,
+    block: &naga::Block,
+    out: &mut std::collections::HashSet<naga::Handle<naga::Expression>>,
+) {
+    use naga::Statement;
+    for statement in block.iter() {
+        match statement {
+            Statement::Store { pointer, value } => {
+                if matches!(
+                    function.expressions[*pointer],
+                    naga::Expression::LocalVariable(_)
+                ) {
+                    out.insert(*value);
+                }
+            }
+            Statement::Block(inner) => stores_into_locals(function, inner, out),
+            Statement::If { accept, reject, .. } => {
+                stores_into_locals(function, accept, out);
+                stores_into_locals(function, reject, out);
+            }
+            Statement::Switch { cases, .. } => {
+                for case in cases {
+                    stores_into_locals(function, &case.body, out);
+                }
+            }
+            Statement::Loop {
+                body, continuing, ..
+            } => {
+                stores_into_locals(function, body, out);
+                stores_into_locals(function, continuing, out);
+            }
+            _ => {}
         }
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! A lost worker is the fault of the job it was running or of the machine ([`Cause`]).
 //! A job's fault is the job's: the worker is replaced at once and nothing here counts
-//! it (the node charges the job's requester). A machine's fault (a worker that cannot
+//! it (the node charges the job's requester); for `JOB_GRACE` after it, a GPU that will
+//! not open is taken to be recovering from that job (backed off, not counted). A machine's fault (a worker that cannot
 //! open the GPU, or dies with no job) backs off before the next start, doubling with
 //! each failure in a row (`base`, 2×, 4× … 32×); `max_failures` of them within
 //! `window` stop GPU lending with a reason the owner can read. A stop is tried again by
@@ -16,6 +17,10 @@
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+
+/// After a job's fault, how long failures to start a worker are not counted against
+/// the machine (a driver resetting a GPU after a hung kernel can take seconds).
+pub const JOB_GRACE: Duration = Duration::from_secs(30);
 
 /// Whose fault a lost worker was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +43,8 @@ pub struct Respawn {
     next_start: Option<Instant>,
     stopped: Option<Stop>,
     stops_in_a_row: u32,
+    /// Until when machine failures follow a job's fault too closely to count.
+    grace_until: Option<Instant>,
 }
 
 /// Lending stopped itself: why, and when it is tried again.
@@ -77,6 +84,7 @@ impl Respawn {
             next_start: None,
             stopped: None,
             stops_in_a_row: 0,
+            grace_until: None,
         }
     }
 
@@ -85,6 +93,14 @@ impl Respawn {
     pub fn handle_failure(&mut self, now: Instant, cause: Cause, what: &str) {
         if cause == Cause::Job {
             // The next job gets a fresh worker at once: nothing is wrong with the GPU.
+            self.grace_until = Some(now + JOB_GRACE);
+            return;
+        }
+        if self.grace_until.is_some_and(|until| now < until) && self.stopped.is_none() {
+            // Likely the job's aftermath: back off, but do not count it.
+            self.in_a_row += 1;
+            let shift = (self.in_a_row - 1).min(5);
+            self.next_start = Some(now + self.base * (1 << shift));
             return;
         }
         self.failures.push_back(now);
@@ -249,6 +265,26 @@ mod tests {
         p.handle_reset();
         assert_eq!(p.poll_start(t0 + 121 * S), Ok(()));
         assert_eq!(p.stopped(), None);
+    }
+
+    #[test]
+    fn a_gpu_that_will_not_open_right_after_a_jobs_fault_backs_off_without_stopping() {
+        let (mut p, t0) = policy();
+        p.handle_failure(t0, Cause::Job, "watchdog");
+        for i in 1..=5 {
+            machine(&mut p, t0 + i * S);
+        }
+        assert_eq!(p.stopped(), None);
+        assert!(matches!(
+            p.poll_start(t0 + 5 * S),
+            Err(NotNow::BackingOff(_))
+        ));
+        // Past the grace, the machine's failures count again.
+        let later = t0 + JOB_GRACE + S;
+        for i in 0..3 {
+            machine(&mut p, later + i * S);
+        }
+        assert!(p.stopped().is_some());
     }
 
     #[test]

@@ -417,8 +417,7 @@ impl Supervisor {
             Ok(child) => child,
             Err(e) => {
                 let what = format!("cannot start {}: {e}", program.display());
-                self.respawn
-                    .handle_failure(Instant::now(), Cause::Machine, &what);
+                self.count(Cause::Machine, &what);
                 return Err(JobError::StartFailed(what));
             }
         };
@@ -426,8 +425,7 @@ impl Supervisor {
             let _ = child.kill();
             let _ = child.wait();
             let what = "no pipes to the worker";
-            self.respawn
-                .handle_failure(Instant::now(), Cause::Machine, what);
+            self.count(Cause::Machine, what);
             return Err(JobError::StartFailed(what.into()));
         };
         let (tx, rx) = mpsc::channel();
@@ -471,8 +469,7 @@ impl Supervisor {
                     Ok(Err(reason)) => reason,
                     other => format!("unexpected start: {other:?}"),
                 };
-                self.respawn
-                    .handle_failure(Instant::now(), Cause::Machine, &what);
+                self.count(Cause::Machine, &what);
                 return Err(JobError::StartFailed(what));
             }
         };
@@ -571,35 +568,37 @@ impl Supervisor {
     /// goes wrong is the machine's fault. Success ends a stop.
     pub fn self_test(&mut self) -> Result<(), JobError> {
         let job = crate::selftest::job().map_err(JobError::Failed)?;
+        // While judging, lost workers are not counted one by one: the verdict is.
         self.judging = true;
         let outcome = self.run(&job, None, Budget::Idle, &mut |_| {});
-        self.judging = false;
-        let result = match outcome {
+        let verdict = match outcome {
             Ok(Outcome::Done(result)) => {
                 let expected = crate::selftest::expected_output();
                 if result.outputs.first().map(|o| &o.data) == Some(&expected) {
-                    self.respawn.handle_success();
-                    return Ok(());
+                    Ok(())
+                } else {
+                    Err(JobError::WrongAnswer)
                 }
-                self.lose_worker(
-                    Cause::Machine,
-                    "it computed a wrong answer to the self-test",
-                );
-                Err(JobError::WrongAnswer)
             }
             Ok(Outcome::Yielded(_)) => {
                 let _ = self.drop_job();
-                return Err(JobError::NotNow("the self-test was asked to yield".into()));
+                Err(JobError::NotNow("the self-test was asked to yield".into()))
             }
-            // Stopped or backing off: nothing was tried.
-            Err(e @ (JobError::Stopped(_) | JobError::BackingOff(_))) => return Err(e),
             Err(e) => Err(e),
         };
-        if let Err(e) = &result {
-            self.respawn
-                .handle_self_test_failed(Instant::now(), &e.to_string());
+        match &verdict {
+            Ok(()) => self.respawn.handle_success(),
+            // Stopped or backing off: nothing was tried.
+            Err(JobError::Stopped(_) | JobError::BackingOff(_)) => {}
+            Err(e) => {
+                // Whatever is left of the worker is not trusted for the next try.
+                self.lose_worker(Cause::Machine, "");
+                self.respawn
+                    .handle_self_test_failed(Instant::now(), &e.to_string());
+            }
         }
-        result
+        self.judging = false;
+        verdict
     }
 
     /// Whether a job could start on a worker at `now` (one runs, or may be started).
@@ -786,6 +785,14 @@ impl Supervisor {
                     self.current = None;
                     return Err(JobError::Failed(message));
                 }
+                Event::DeviceLost { message } => {
+                    // Under the job: charged to it like any other lost worker (the
+                    // self-test tells a GPU that loses its device by itself).
+                    self.current = None;
+                    let error = JobError::WorkerDied(format!("its GPU device was lost: {message}"));
+                    self.lose_worker(Cause::Job, &error.to_string());
+                    return Err(error);
+                }
                 other => {
                     return Err(
                         self.protocol_violation(Cause::Job, &format!("unexpected event {other:?}"))
@@ -807,8 +814,7 @@ impl Supervisor {
         }
     }
 
-    /// Kills the worker and counts the failure against `cause` (against the machine
-    /// while judging: the self-test is known good).
+    /// Kills the worker and counts the failure against `cause`.
     fn lose_worker(&mut self, cause: Cause, what: &str) {
         if let Some(mut worker) = self.worker.take() {
             let _ = worker.child.kill();
@@ -817,8 +823,15 @@ impl Supervisor {
         if let Ok(mut slot) = self.yielder.stdin.lock() {
             *slot = None;
         }
-        let cause = if self.judging { Cause::Machine } else { cause };
-        self.respawn.handle_failure(Instant::now(), cause, what);
+        self.count(cause, what);
+    }
+
+    /// Counts a failure against `cause`; while judging, nothing is counted here: the
+    /// self-test's verdict is counted once, by `self_test`.
+    fn count(&mut self, cause: Cause, what: &str) {
+        if !self.judging {
+            self.respawn.handle_failure(Instant::now(), cause, what);
+        }
     }
 
     /// Clears a stop after the owner turned GPU lending back on.

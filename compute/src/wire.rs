@@ -217,6 +217,11 @@ pub enum Event {
     },
     /// The job was dropped.
     Dropped,
+    /// The worker's GPU device was lost; the worker exits after saying so.
+    DeviceLost {
+        /// What the driver said.
+        message: String,
+    },
     /// The request failed; the worker is still healthy.
     Failed {
         /// Why, in a sentence.

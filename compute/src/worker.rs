@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use crate::admission::Caps;
-use crate::gpu::{Checkpoint, Control, Gpu, LoadStage, Resident, RunEnd};
+use crate::gpu::{Checkpoint, Control, Gpu, GpuError, LoadStage, Resident, RunEnd};
 use crate::manifest::{Binding, Job};
 use crate::wire::{self, CheckpointHeader, Event, Frame, Request};
 
@@ -142,7 +142,7 @@ fn handle(
                     wire::write_frame(out, &Event::Loaded, &[])?;
                     run(gpu, control, resident, out)
                 }
-                Err(e) => failed(out, e.to_string()),
+                Err(e) => report(out, e),
             }
         }
         Request::Resume { .. } => {
@@ -165,7 +165,7 @@ fn handle(
                     let blobs: Vec<&[u8]> = cp.buffers.iter().map(|(_, b)| b.as_slice()).collect();
                     wire::write_frame(out, &Event::Checkpoint { checkpoint: header }, &blobs)
                 }
-                Err(e) => failed(out, e.to_string()),
+                Err(e) => report(out, e),
             }
         }
         Request::Drop => {
@@ -220,25 +220,31 @@ fn run(
                     *resident = None;
                     written
                 }
-                Err(e) => wire::write_frame(
-                    out,
-                    &Event::Failed {
-                        message: e.to_string(),
-                    },
-                    &[],
-                ),
+                Err(e) => report(out, e),
             }
         }
         Err(e) => {
             *resident = None;
-            wire::write_frame(
-                out,
-                &Event::Failed {
-                    message: e.to_string(),
-                },
-                &[],
-            )
+            report(out, e)
         }
+    }
+}
+
+/// Tells the supervisor a job failed. A lost device is not a job's failure the worker
+/// can go on from: it says so and exits, so a new worker with a new device replaces it.
+fn report(out: &mut impl Write, e: GpuError) -> std::io::Result<()> {
+    match e {
+        GpuError::DeviceLost(message) => {
+            wire::write_frame(out, &Event::DeviceLost { message }, &[])?;
+            Err(std::io::Error::other("the GPU device was lost"))
+        }
+        other => wire::write_frame(
+            out,
+            &Event::Failed {
+                message: other.to_string(),
+            },
+            &[],
+        ),
     }
 }
 

@@ -144,7 +144,11 @@ impl Blame {
                 self.blocked.remove(&oldest);
             }
         }
-        let offenses = self.offenders.get(&requester).map_or(0, |o| o.offenses) + 1;
+        let offenses = self
+            .offenders
+            .get(&requester)
+            .map_or(0, |o| o.offenses)
+            .saturating_add(1);
         let cooling_off = (self.base * (1 << (offenses - 1).min(16))).min(self.cap);
         self.offenders.insert(
             requester,

@@ -43,8 +43,14 @@ const MAX_COOLING_OFF: Duration = Duration::from_secs(24 * 3600);
 /// make the lane run the self-test.
 const SUSPECTS: usize = 3;
 const SUSPICION_WINDOW: Duration = Duration::from_secs(10 * 60);
-/// Tries at most of a job whose worker was lost before it reached it.
+/// Tries at most of a job whose worker could not start.
 const MAX_TRIES: u32 = 3;
+/// A job whose worker was lost before taking it up is tried once more; lost so twice,
+/// it is the job's doing.
+const MAX_TRIES_LOST: u32 = 2;
+/// How long after the suspicion the self-test runs (a GPU may be recovering from the
+/// last kill meanwhile).
+const SELF_TEST_DELAY: Duration = Duration::from_secs(5);
 
 /// What happens to a queued job, as the requester's connection hears it.
 #[derive(Debug)]
@@ -130,6 +136,14 @@ struct State {
     blame: Blame,
     /// The owner resumed GPU lending: clear a stop and run the self-test.
     resume_requested: bool,
+    /// A worker's output ended (set by its output thread): look at it.
+    exit_noticed: bool,
+    /// When to run the self-test because requesters' jobs lost workers, and why.
+    suspicion: Option<(Instant, usize)>,
+    /// The stop's reason as requesters are told it (without the owner's hints).
+    stop_reason: Option<String>,
+    /// When the self-test last ran (a retry never runs twice in a row at once).
+    last_self_test: Option<Instant>,
 }
 
 /// What the lane's thread does next.
@@ -191,6 +205,10 @@ impl GpuLane {
             last_yield: None,
             blame,
             resume_requested: false,
+            exit_noticed: false,
+            suspicion: None,
+            stop_reason: None,
+            last_self_test: None,
         };
         let lane = Arc::new(GpuLane {
             blame_file,
@@ -222,11 +240,8 @@ impl GpuLane {
                 message: "the node is stopping; try again later".into(),
             });
         }
-        if let Some(reason) = &state.status.stopped {
-            return Err(Refusal {
-                code: Code::NotOffered,
-                message: format!("this node's GPU is paused ({reason}); try another node"),
-            });
+        if let Some(reason) = &state.stop_reason {
+            return Err(paused(reason));
         }
         match state
             .blame
@@ -273,14 +288,21 @@ impl GpuLane {
         let mut state = self.lock();
         let was = state.lending;
         state.lending = lending;
-        if lending && state.budget != Some(budget) {
+        let new_budget = lending && state.budget != Some(budget);
+        if new_budget {
             state.budget = Some(budget);
+        }
+        let stop_job = was && !lending && state.status.running;
+        self.wake.notify_all();
+        // Written to the worker outside the lock: a job's inputs may be on their way to
+        // it, and the status must not wait for them.
+        drop(state);
+        if new_budget {
             self.yielder.set_budget(budget);
         }
-        if was && !lending && state.status.running {
+        if stop_job {
             self.yielder.request();
         }
-        self.wake.notify_all();
     }
 
     /// The owner resumed GPU lending: a stop the runner made itself is cleared and
@@ -333,10 +355,12 @@ impl GpuLane {
             let _ = job.events.send(LaneEvent::Failed(stopping()));
         }
         state.status.queued = 0;
-        if state.status.running {
+        let running = state.status.running;
+        self.wake.notify_all();
+        drop(state);
+        if running {
             self.yielder.request();
         }
-        self.wake.notify_all();
     }
 
     /// Waits for the next thing to do, watching the worker meanwhile: a job (lending
@@ -362,11 +386,28 @@ impl GpuLane {
             if state.closing {
                 return Work::Close;
             }
+            if std::mem::take(&mut state.exit_noticed) {
+                // A worker's output ended: look at it before anything else.
+                continue;
+            }
             if std::mem::take(&mut state.resume_requested) {
+                state.last_self_test = Some(now);
                 return Work::SelfTest(Why::OwnerResumed);
             }
-            if supervisor.retry_due(now) {
+            let rested = state
+                .last_self_test
+                .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1));
+            if supervisor.retry_due(now) && rested {
+                state.last_self_test = Some(now);
                 return Work::SelfTest(Why::Retry);
+            }
+            if let Some((at, suspects)) = state.suspicion {
+                if now >= at {
+                    state.suspicion = None;
+                    state.last_self_test = Some(now);
+                    return Work::SelfTest(Why::Suspects(suspects));
+                }
+                wait = wait.min(at - now);
             }
             if let Some(stop) = supervisor.stopped() {
                 wait = wait.min(stop.retry_at.saturating_duration_since(now));
@@ -390,6 +431,7 @@ impl GpuLane {
                             old
                         };
                         state.status.queued = state.queue.len();
+                        state.status.failed += expired.len() as u64;
                         for job in expired {
                             let _ = job.events.send(LaneEvent::Failed(restart_too_long()));
                         }
@@ -410,6 +452,7 @@ impl GpuLane {
     fn publish(&self, supervisor: &Supervisor) {
         let stopped = supervisor.stopped().map(describe_stop);
         let mut state = self.lock();
+        state.stop_reason = supervisor.stopped().map(|stop| stop.reason.clone());
         let now = Instant::now();
         state.status.cooling_off = state.blame.cooling_off(now);
         if state.status.stopped.is_none()
@@ -419,14 +462,13 @@ impl GpuLane {
         } else if state.status.stopped.is_some() && stopped.is_none() {
             tracing::info!("GPU lending works again");
         }
-        state.status.stopped = stopped.clone();
-        if let Some(reason) = stopped {
-            let refusal = Refusal {
-                code: Code::NotOffered,
-                message: format!("this node's GPU is paused ({reason}); try another node"),
-            };
+        state.status.stopped = stopped;
+        if let Some(reason) = state.stop_reason.clone()
+            && !state.queue.is_empty()
+        {
+            state.status.failed += state.queue.len() as u64;
             for job in state.queue.drain(..) {
-                let _ = job.events.send(LaneEvent::Failed(refusal.clone()));
+                let _ = job.events.send(LaneEvent::Failed(paused(&reason)));
             }
             state.status.queued = 0;
         }
@@ -459,6 +501,7 @@ impl GpuLane {
         let lane = Arc::downgrade(&self);
         supervisor.on_worker_exit(Arc::new(move || {
             if let Some(lane) = lane.upgrade() {
+                lane.lock().exit_noticed = true;
                 lane.wake.notify_all();
             }
         }));
@@ -468,7 +511,8 @@ impl GpuLane {
                 Work::SelfTest(why) => self.self_test(&mut supervisor, why),
                 Work::Job(queued, budget) => {
                     if let Some(suspects) = self.run_job(&mut supervisor, *queued, budget) {
-                        self.self_test(&mut supervisor, Why::Suspects(suspects));
+                        let at = Instant::now() + SELF_TEST_DELAY;
+                        self.lock().suspicion = Some((at, suspects));
                     }
                 }
             }
@@ -545,23 +589,34 @@ impl GpuLane {
                 Err(e) => break e,
             }
         };
-        let not_the_jobs_doing = matches!(
-            error,
-            JobError::WorkerLost(_) | JobError::StartFailed(_) | JobError::BackingOff(_)
-        );
-        if not_the_jobs_doing
-            && queued.tries < MAX_TRIES
-            && queued.arrived.elapsed() < MAX_RESTART_WAIT
+        // Not the job's doing, so far: it waits for a new worker, first in line.
+        let retry = match &error {
+            JobError::StartFailed(_) | JobError::BackingOff(_) => queued.tries < MAX_TRIES,
+            JobError::WorkerLost(_) => queued.tries < MAX_TRIES_LOST,
+            _ => false,
+        };
         {
-            // It waits for a new worker, first in line.
-            tracing::info!(job = %queued.id(), "{error}: the job waits for the GPU worker's restart");
             let mut state = self.lock();
-            state.status.running = false;
-            state.queue.push_front(queued);
-            state.status.queued = state.queue.len();
-            return None;
+            if retry && !state.closing && queued.arrived.elapsed() < MAX_RESTART_WAIT {
+                tracing::info!(job = %queued.id(), "{error}: the job waits for the GPU worker's restart");
+                state.status.running = false;
+                state.status.yielded = false;
+                state.queue.push_front(queued);
+                state.status.queued = state.queue.len();
+                return None;
+            }
+            if state.closing {
+                drop(state);
+                self.finish_failed(&queued, stopping());
+                return None;
+            }
         }
-        if error.cause() != Some(Cause::Job) {
+        // A worker lost twice before taking the job up is the job's doing too; a job
+        // that fails while the GPU is not lent (the owner is back, the machine slept)
+        // may have been slowed by them: it fails, charged to no one.
+        let the_jobs =
+            error.cause() == Some(Cause::Job) || matches!(error, JobError::WorkerLost(_));
+        if !the_jobs || !self.lock().lending {
             self.finish_failed(&queued, failed(&error));
             return None;
         }
@@ -606,6 +661,15 @@ fn describe_stop(stop: &Stop) -> String {
         stop.reason,
         at.format("%H:%M")
     )
+}
+
+/// The refusal while the runner is stopped: the machine's reason, without the owner's
+/// hints.
+fn paused(reason: &str) -> Refusal {
+    Refusal {
+        code: Code::NotOffered,
+        message: format!("this node's GPU is paused ({reason}); try another node"),
+    }
 }
 
 fn restart_too_long() -> Refusal {

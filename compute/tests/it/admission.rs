@@ -274,6 +274,11 @@ fn large_private_memory_is_refused_however_it_is_declared() {
             Some(2),
         ),
         (
+            "several unnamed arrays indexed at run time",
+            "@compute @workgroup_size(1)\nfn main() {\n    out[0] = array<u32, 3000>()[out[1]] + array<u32, 3000>()[out[2]];\n}\n",
+            None,
+        ),
+        (
             "an array passed by value",
             "fn pick(values: array<u32, 8192>, i: u32) -> u32 {\n    return values[i];\n}\n@compute @workgroup_size(1)\nfn main() {\n    out[0] = pick(array<u32, 8192>(), out[1]);\n}\n",
             None,
@@ -325,4 +330,34 @@ fn arrays_too_large_for_32_bits_are_refused_not_wrapped() {
     let src = "@group(0) @binding(0) var<storage, read_write> out: array<u32>;\nvar<private> big: array<array<u32, 65536>, 16384>;\n@compute @workgroup_size(1)\nfn main() {\n    big[out[1]][out[2]] = 1u;\n    out[0] = big[out[2]][out[1]];\n}\n";
     let r = refused(&job(src, OUT, "main"));
     assert!(r.to_string().contains("exceeds"), "{r}");
+}
+
+/// Values the compiler makes from one another are not counted twice: a 12 KiB local
+/// declared in a loop (its zero initializer), a lookup table indexed by constants
+/// (its evaluated copies), an array of structs built from struct values.
+#[test]
+fn ordinary_kernels_near_the_cap_are_not_over_counted() {
+    let head = "@group(0) @binding(0) var<storage, read_write> out: array<u32>;\n";
+    let table: Vec<String> = (0..64)
+        .map(|i| format!("{}u", i * 2654435761u64 % 4294967296))
+        .collect();
+    let uses: String = (0..64)
+        .map(|i| format!("    h = (h ^ K[{i}]) * 16777619u;\n"))
+        .collect();
+    let sources = [
+        format!(
+            "{head}@compute @workgroup_size(1)\nfn main() {{\n    for (var i = 0u; i < 4u; i = i + 1u) {{\n        var a: array<u32, 3072>;\n        a[out[i]] = i;\n        out[i] = a[out[i + 4u]];\n    }}\n}}\n"
+        ),
+        format!(
+            "{head}const K = array<u32, 64>({});\n@compute @workgroup_size(1)\nfn main() {{\n    var h = out[0];\n{uses}    out[1] = h;\n}}\n",
+            table.join(", ")
+        ),
+        format!(
+            "{head}struct P {{ a: vec4<u32>, b: vec4<u32> }}\n@compute @workgroup_size(1)\nfn main() {{\n    var ps = array<P, 4>(P(vec4(1u), vec4(2u)), P(vec4(3u), vec4(4u)), P(vec4(5u), vec4(6u)), P(vec4(7u), vec4(8u)));\n    out[0] = ps[out[1]].a.x;\n}}\n"
+        ),
+    ];
+    for src in &sources {
+        admission::admit(&job(src, OUT, "main"), &Caps::default())
+            .unwrap_or_else(|e| panic!("{e}\n{src}"));
+    }
 }

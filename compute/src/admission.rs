@@ -81,7 +81,7 @@ impl Default for Caps {
 }
 
 /// One reason a job was refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Rejection {
     /// 1-based line in the WGSL source, when the problem has a place there.
     pub line: Option<u32>,

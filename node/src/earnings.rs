@@ -144,6 +144,29 @@ pub fn report(
     })
 }
 
+/// The report of a node with no ledger yet (`ledger` is where it will be): nothing
+/// earned, in the same shape as [`report`].
+pub fn nothing_yet(
+    ledger: &std::path::Path,
+    period: Period,
+    since: Option<NaiveDate>,
+    offset: FixedOffset,
+) -> Report {
+    Report {
+        ledger: ledger.display().to_string(),
+        period,
+        since,
+        utc_offset: offset.to_string(),
+        rows: Vec::new(),
+        in_range: Split::default(),
+        in_range_earned_micro: 0,
+        demo_in_range: DemoSummary::default(),
+        all_time: Split::default(),
+        all_time_earned_micro: 0,
+        balance_micro: 0,
+    }
+}
+
 fn split_rows(rows: &[EarningsRow]) -> (Vec<PeriodRow>, Split, DemoSummary) {
     let mut out: Vec<PeriodRow> = Vec::new();
     let mut total = Split::default();

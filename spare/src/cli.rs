@@ -42,7 +42,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Print this node's id (creating the node key on first run)
-    Id,
+    Id {
+        /// Print JSON: the id, and whether the key was just created and where it is kept
+        #[arg(long)]
+        json: bool,
+    },
     /// Show what this node earned, by day, week or month
     Earnings {
         /// First local date to include, as YYYY-MM-DD
@@ -80,7 +84,11 @@ enum Command {
     },
     /// Print this node's ticket: its id and addresses, to give to relay clients and
     /// requesters (the running node's, when one runs)
-    Ticket,
+    Ticket {
+        /// Print JSON: the ticket, the node id and addresses in it, and where it came from
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the node without a GUI: lend the GPU and bandwidth when the policy allows,
     /// serve the control channel, log state changes
     Daemon {
@@ -108,12 +116,18 @@ enum Command {
         /// 1h, 30m, 2h30m, tomorrow or until-resumed
         #[arg(default_value = "until-resumed")]
         duration: node::PauseFor,
+        /// Print the node's status afterwards as JSON (as `spare status --json`)
+        #[arg(long)]
+        json: bool,
     },
     /// Resume lending: gpu, bandwidth or all [default: all]
     Resume {
         /// gpu, bandwidth or all
         #[arg(default_value = "all")]
         target: node::Target,
+        /// Print the node's status afterwards as JSON (as `spare status --json`)
+        #[arg(long)]
+        json: bool,
     },
     /// Why am I not earning? Check the keyring, GPU, node, endpoint, policy and quota
     Doctor {
@@ -205,6 +219,9 @@ enum JobCommand {
     Check {
         /// The job manifest (JSON)
         manifest: PathBuf,
+        /// Print JSON: whether it is admitted, its size, and every problem, located
+        #[arg(long)]
+        json: bool,
     },
     /// Run a job here through a GPU worker; write one file per output and print the
     /// result as JSON
@@ -285,6 +302,9 @@ enum ConfigCommand {
     Check {
         /// The file to check
         path: Option<PathBuf>,
+        /// Print JSON: the file, whether it exists and is valid, and every problem
+        #[arg(long)]
+        json: bool,
     },
     /// Print the documented example config (every key at its default)
     Example,
@@ -354,7 +374,13 @@ pub fn main() -> ExitCode {
             false
         }
     };
-    match run(cli) {
+    let json = cli.json();
+    let result = run(cli);
+    if json && let Err(e) = &result {
+        // `--json` means JSON on stdout in every case; the sentence goes to stderr too.
+        println!("{}", serde_json::json!({ "error": format!("{e:#}") }));
+    }
+    match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::from(1),
         // A program that logs to a file says why it stopped there too (a service
@@ -366,6 +392,43 @@ pub fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// The running node's status, for people or as JSON.
+fn print_status(json: bool) -> anyhow::Result<Outcome> {
+    let value = control_request(&node::control::Request::Status)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        let status: node::Status = serde_json::from_value(value)?;
+        print!("{}", crate::daemon::render_status(&status));
+    }
+    Ok(Outcome::Ok)
+}
+
+impl Cli {
+    /// Whether the command was asked for JSON (then even a failure is JSON on stdout).
+    fn json(&self) -> bool {
+        match &self.command {
+            Command::Id { json }
+            | Command::Earnings { json, .. }
+            | Command::Ticket { json }
+            | Command::Status { json }
+            | Command::Pause { json, .. }
+            | Command::Resume { json, .. }
+            | Command::Doctor { json } => *json,
+            Command::Ledger {
+                command: LedgerCommand::Verify { json, .. },
+            }
+            | Command::Config {
+                command: ConfigCommand::Check { json, .. },
+            }
+            | Command::Job {
+                command: JobCommand::Check { json, .. },
+            } => *json,
+            _ => false,
         }
     }
 }
@@ -396,10 +459,19 @@ fn control_request(request: &node::control::Request) -> anyhow::Result<serde_jso
 
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match &cli.command {
-        Command::Id => {
+        Command::Id { json } => {
             let config = load_config(&cli)?;
             let store = key_store(&cli, &config);
             let (identity, origin) = identity::load_or_create(&store)?;
+            if *json {
+                let answer = serde_json::json!({
+                    "node_id": identity.id().to_string(),
+                    "created": origin == Origin::Created,
+                    "key_store": store.to_string(),
+                });
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+                return Ok(Outcome::Ok);
+            }
             if origin == Origin::Created {
                 eprintln!("created a new node key in {store}");
             }
@@ -413,10 +485,16 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             db,
         } => {
             let config = load_config(&cli)?;
-            let Some(ledger) = open_ledger(db.as_deref(), &config)? else {
+            let offset = Local::now().offset().fix();
+            let Some(ledger) = open_ledger(db.as_deref(), &config, !*json)? else {
+                if *json {
+                    // No ledger yet: nothing earned, said in the same shape.
+                    let path = node::paths::ledger_file_of(&config)?;
+                    let report = earnings::nothing_yet(&path, (*period).into(), *since, offset);
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                }
                 return Ok(Outcome::Ok);
             };
-            let offset = Local::now().offset().fix();
             let report = earnings::report(&ledger, (*period).into(), *since, offset)
                 .context("reading earnings from the ledger")?;
             if *json {
@@ -426,20 +504,29 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             }
             Ok(Outcome::Ok)
         }
-        Command::Ticket => {
+        Command::Ticket { json } => {
             // The running node's ticket names the port it really listens on.
-            if let Ok(serde_json::Value::String(ticket)) =
-                control_request(&node::control::Request::Ticket)
-            {
+            let (ticket, source) = match control_request(&node::control::Request::Ticket) {
+                Ok(serde_json::Value::String(ticket)) => (ticket, "running node"),
+                _ => {
+                    let config = load_config(&cli)?;
+                    let (identity, _) = identity::load_or_create(&key_store(&cli, &config))?;
+                    let ticket = node::relay_settings::ticket(identity.signing_key(), &config)?;
+                    (ticket.to_string(), "config")
+                }
+            };
+            if *json {
+                let parsed: relay::ticket::Ticket = ticket.parse()?;
+                let answer = serde_json::json!({
+                    "ticket": ticket,
+                    "node_id": parsed.node.to_string(),
+                    "addresses": parsed.addresses,
+                    "from": source,
+                });
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+            } else {
                 println!("{ticket}");
-                return Ok(Outcome::Ok);
             }
-            let config = load_config(&cli)?;
-            let (identity, _) = identity::load_or_create(&key_store(&cli, &config))?;
-            println!(
-                "{}",
-                node::relay_settings::ticket(identity.signing_key(), &config)?
-            );
             Ok(Outcome::Ok)
         }
         Command::Daemon { demo, bind } => {
@@ -465,22 +552,20 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             }
             Ok(Outcome::Ok)
         }
-        Command::Pause { target, duration } => {
+        Command::Pause {
+            target,
+            duration,
+            json,
+        } => {
             control_request(&node::control::Request::Pause {
                 target: *target,
                 how_long: duration.clone(),
             })?;
-            let value = control_request(&node::control::Request::Status)?;
-            let status: node::Status = serde_json::from_value(value)?;
-            print!("{}", crate::daemon::render_status(&status));
-            Ok(Outcome::Ok)
+            print_status(*json)
         }
-        Command::Resume { target } => {
+        Command::Resume { target, json } => {
             control_request(&node::control::Request::Resume { target: *target })?;
-            let value = control_request(&node::control::Request::Status)?;
-            let status: node::Status = serde_json::from_value(value)?;
-            print!("{}", crate::daemon::render_status(&status));
-            Ok(Outcome::Ok)
+            print_status(*json)
         }
         Command::Logs {
             follow,

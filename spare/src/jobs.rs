@@ -17,26 +17,62 @@ use job_protocol::{self as job_service, Reply};
 use node::config::Config;
 use node::job_service::caps;
 
-/// The outcome of `spare job check`.
-pub enum Checked {
-    /// Admitted: a summary line.
-    Ok(String),
-    /// Refused: every problem, located.
-    Refused(String),
+/// The outcome of `spare job check`, as `--json` prints it.
+#[derive(Serialize)]
+pub struct Checked {
+    /// The manifest checked.
+    pub manifest: String,
+    /// Whether this node would admit it.
+    pub admitted: bool,
+    /// Steps, workgroups and buffer bytes, when admitted.
+    pub steps: Option<usize>,
+    /// Workgroups in all.
+    pub workgroups: Option<u64>,
+    /// Bytes of all its buffers.
+    pub buffer_bytes: Option<u64>,
+    /// Every problem, located in the WGSL when it has a place there.
+    pub problems: Vec<compute::admission::Rejection>,
+}
+
+impl Checked {
+    /// For people: a summary line, or every problem.
+    pub fn render(&self) -> String {
+        if self.admitted {
+            format!(
+                "OK: {} — {} step(s), {} workgroups, {} buffer bytes",
+                self.manifest,
+                self.steps.unwrap_or_default(),
+                self.workgroups.unwrap_or_default(),
+                self.buffer_bytes.unwrap_or_default()
+            )
+        } else {
+            let refused = compute::admission::Refused(self.problems.clone());
+            format!("{}: {refused}", self.manifest)
+        }
+    }
 }
 
 /// Reads a manifest and runs admission on it.
 pub fn check(path: &Path, config: &Config) -> anyhow::Result<Checked> {
     let job = manifest::load(path)?;
+    let manifest = path.display().to_string();
     Ok(match admission::admit(&job, &caps(config)) {
-        Ok(_) => Checked::Ok(format!(
-            "OK: {} — {} step(s), {} workgroups, {} buffer bytes",
-            path.display(),
-            job.steps.len(),
-            job.total_workgroups(),
-            job.buffer_bytes()
-        )),
-        Err(refused) => Checked::Refused(format!("{}: {refused}", path.display())),
+        Ok(_) => Checked {
+            manifest,
+            admitted: true,
+            steps: Some(job.steps.len()),
+            workgroups: Some(job.total_workgroups()),
+            buffer_bytes: Some(job.buffer_bytes()),
+            problems: Vec::new(),
+        },
+        Err(refused) => Checked {
+            manifest,
+            admitted: false,
+            steps: None,
+            workgroups: None,
+            buffer_bytes: None,
+            problems: refused.0,
+        },
     })
 }
 

@@ -70,23 +70,46 @@ pub(super) fn run_ledger(cli: &Cli, command: &LedgerCommand) -> anyhow::Result<O
 /// `spare config …`.
 pub(super) fn run_config(cli: &Cli, command: &ConfigCommand) -> anyhow::Result<Outcome> {
     match command {
-        ConfigCommand::Check { path } => {
+        ConfigCommand::Check { path, json } => {
             let (path, explicit) = match path {
                 Some(p) => (p.clone(), true),
                 None => config_path(cli)?,
             };
+            let report = |exists: bool, problems: &[node::config::Problem]| {
+                serde_json::json!({
+                    "path": path.display().to_string(),
+                    "exists": exists,
+                    "valid": problems.is_empty(),
+                    "problems": problems,
+                })
+            };
             if !explicit && !path.exists() {
-                println!(
-                    "no config file at {}: Spare uses the defaults (`spare config example` \
-                     shows them)",
-                    path.display()
-                );
+                if *json {
+                    println!("{}", serde_json::to_string_pretty(&report(false, &[]))?);
+                } else {
+                    println!(
+                        "no config file at {}: Spare uses the defaults (`spare config \
+                         example` shows them)",
+                        path.display()
+                    );
+                }
                 return Ok(Outcome::Ok);
             }
             match Config::load(&path) {
+                Ok(_) if *json => {
+                    println!("{}", serde_json::to_string_pretty(&report(true, &[]))?);
+                    Ok(Outcome::Ok)
+                }
                 Ok(_) => {
                     println!("config {} is valid", path.display());
                     Ok(Outcome::Ok)
+                }
+                Err(node::config::ConfigError::Invalid { problems, .. }) if *json => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&report(true, &problems))?
+                    );
+                    Ok(Outcome::Failed)
                 }
                 Err(e) => {
                     eprintln!("{e}");
@@ -108,16 +131,21 @@ pub(super) fn run_config(cli: &Cli, command: &ConfigCommand) -> anyhow::Result<O
 /// `spare job …`.
 pub(super) fn run_job(cli: &Cli, command: &JobCommand) -> anyhow::Result<Outcome> {
     match command {
-        JobCommand::Check { manifest } => match crate::jobs::check(manifest, &load_config(cli)?)? {
-            crate::jobs::Checked::Ok(line) => {
-                println!("{line}");
-                Ok(Outcome::Ok)
+        JobCommand::Check { manifest, json } => {
+            let checked = crate::jobs::check(manifest, &load_config(cli)?)?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&checked)?);
+            } else if checked.admitted {
+                println!("{}", checked.render());
+            } else {
+                eprintln!("{}", checked.render());
             }
-            crate::jobs::Checked::Refused(text) => {
-                eprintln!("{text}");
-                Ok(Outcome::Failed)
-            }
-        },
+            Ok(if checked.admitted {
+                Outcome::Ok
+            } else {
+                Outcome::Failed
+            })
+        }
         JobCommand::RunLocal {
             manifest,
             out,
@@ -225,14 +253,22 @@ fn ledger_path(db: Option<&Path>, config: &Config) -> anyhow::Result<PathBuf> {
 
 /// Opens the ledger for reading. A missing default ledger is not an error (nothing
 /// was earned yet); a missing file the owner named is.
-pub(super) fn open_ledger(db: Option<&Path>, config: &Config) -> anyhow::Result<Option<Ledger>> {
+/// The ledger to read, read-only; `None` when the default one does not exist yet
+/// (said on stdout when `say` is set).
+pub(super) fn open_ledger(
+    db: Option<&Path>,
+    config: &Config,
+    say: bool,
+) -> anyhow::Result<Option<Ledger>> {
     let named = db.is_some() || config.node.ledger.is_some();
     let path = ledger_path(db, config)?;
     if !named && !path.exists() {
-        println!(
-            "No ledger yet at {}: this node has not earned anything so far.",
-            path.display()
-        );
+        if say {
+            println!(
+                "No ledger yet at {}: this node has not earned anything so far.",
+                path.display()
+            );
+        }
         return Ok(None);
     }
     Ok(Some(Ledger::open_read_only(&path)?))

@@ -102,7 +102,10 @@ fn demo_mode_fills_status_and_ledger_and_pausing_keeps_the_credit() {
     assert_eq!(s["bandwidth"]["state"], "lending");
 
     // Pausing bandwidth ends the relay sessions, and they are recorded: credit kept.
-    spare.run(&["pause", "bandwidth"]).ok();
+    // With --json the answer is the status, as JSON.
+    let run = spare.run(&["pause", "bandwidth", "--json"]).ok();
+    let paused: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(paused["bandwidth"]["state"], "paused", "{paused}");
     wait_for(
         Duration::from_secs(20),
         "a recorded demo relay session",
@@ -112,7 +115,13 @@ fn demo_mode_fills_status_and_ledger_and_pausing_keeps_the_credit() {
                 && s["bandwidth"]["demo_today_micro"].as_i64() > Some(0)
         },
     );
-    spare.run(&["resume"]).ok();
+    let run = spare.run(&["resume", "--json"]).ok();
+    let resumed: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        resumed["gpu"]["paused_by_you_until"],
+        serde_json::Value::Null,
+        "{resumed}"
+    );
     wait_for(Duration::from_secs(5), "lending after resume", || {
         let s = status(&spare);
         s["gpu"]["state"] == "lending" && s["bandwidth"]["state"] == "lending"

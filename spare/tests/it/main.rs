@@ -12,6 +12,7 @@ mod daemon;
 mod hostile;
 mod identity;
 mod jobs;
+mod json;
 mod ledger_cli;
 mod node;
 mod relay_cli;

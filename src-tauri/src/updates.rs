@@ -7,6 +7,9 @@
 //! (`requireSignedVersion`): a mirror or a tampered manifest can offer a version, never
 //! install one, nor pass an old signed release off as a new one. Checking is optional (`[updates] check`); installing
 //! always waits for the owner's click in Settings.
+//!
+//! Only release builds name a release server (the release workflow sets the endpoint);
+//! a build without one, and without `[updates] endpoint`, never checks, and says why.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -69,7 +72,43 @@ impl Updates {
     }
 }
 
+/// Why a build checks nowhere: said in Settings when the owner presses Check now, and
+/// logged once instead of checking.
+const NO_RELEASE_SERVER: &str = "this build of Spare has no release server (only the \
+     release workflow's builds name one), so it does not check for updates: install a \
+     released Spare, or set [updates] endpoint in Settings to check a server you trust";
+
+/// Where this app asks for updates: `[updates] endpoint`, else the build's own
+/// (`plugins.updater.endpoints` of its config, set by the release workflow); `None`
+/// when neither names one.
+fn release_server(
+    configured: Option<&str>,
+    built_in: Option<&serde_json::Value>,
+) -> Option<String> {
+    if let Some(endpoint) = configured {
+        return Some(endpoint.to_owned());
+    }
+    built_in?
+        .get("endpoints")?
+        .as_array()?
+        .first()?
+        .as_str()
+        .map(str::to_owned)
+}
+
+fn server_of(app: &AppHandle, config: &Config) -> Option<String> {
+    release_server(
+        config.updates.endpoint.as_deref(),
+        app.config().plugins.0.get("updater"),
+    )
+}
+
 fn updater(app: &AppHandle, config: &Config) -> Result<Updater, CommandError> {
+    if server_of(app, config).is_none() {
+        return Err(CommandError::UpdateError {
+            message: NO_RELEASE_SERVER.to_owned(),
+        });
+    }
     let mut builder = app.updater_builder().timeout(TIMEOUT);
     if let Some(endpoint) = &config.updates.endpoint {
         let url = Url::parse(endpoint).map_err(|e| CommandError::UpdateError {
@@ -138,9 +177,18 @@ pub async fn install(app: &AppHandle, updates: &Updates) -> Result<(), CommandEr
 /// for nothing.
 pub async fn watch(app: AppHandle, host: Arc<Host>, updates: Arc<Updates>) {
     let mut told: Option<String> = None;
+    let mut said_no_server = false;
     tokio::time::sleep(FIRST_CHECK_AFTER).await;
     loop {
-        if config(&host).await.is_ok_and(|c| c.updates.check) {
+        let config = config(&host).await.ok();
+        let checking = config.as_ref().is_some_and(|c| c.updates.check);
+        let server = config.as_ref().and_then(|c| server_of(&app, c));
+        if checking && server.is_none() {
+            if !said_no_server {
+                tracing::info!("updates: {NO_RELEASE_SERVER}");
+                said_no_server = true;
+            }
+        } else if checking {
             match check(&app, &host, &updates).await {
                 Ok(UpdateCheck {
                     available: Some(update),
@@ -204,6 +252,28 @@ fn explain(e: Error) -> CommandError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_build_without_a_release_server_checks_nowhere_unless_the_owner_names_one() {
+        let none = serde_json::json!({"pubkey": "k", "endpoints": []});
+        assert_eq!(release_server(None, Some(&none)), None);
+        assert_eq!(release_server(None, None), None);
+        let released = serde_json::json!({"endpoints": ["https://example.org/latest.json"]});
+        assert_eq!(
+            release_server(None, Some(&released)).as_deref(),
+            Some("https://example.org/latest.json")
+        );
+        assert_eq!(
+            release_server(Some("https://mine.example/l.json"), Some(&none)).as_deref(),
+            Some("https://mine.example/l.json")
+        );
+        // The shipped config names no server (the release workflow adds one), and no
+        // placeholder host that a check would try to reach.
+        let conf: serde_json::Value =
+            serde_json::from_str(include_str!("../tauri.conf.json")).unwrap();
+        assert_eq!(release_server(None, conf["plugins"].get("updater")), None);
+        assert!(!include_str!("../tauri.conf.json").contains("example.invalid/spare/releases"));
+    }
 
     #[test]
     fn every_failure_names_what_to_do() {

@@ -86,8 +86,10 @@ const KEYRING_FIX: &str = "make sure the Credential Manager service runs in your
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     /// The OS keyring could not be reached, is locked, or refused access.
-    #[error("cannot use {KEYRING_NAME} for the node key: {detail}\n  fix: {KEYRING_FIX}")]
+    #[error("{plain} ({KEYRING_NAME}: {detail})\n  fix: {KEYRING_FIX}")]
     KeyringUnavailable {
+        /// What is wrong, in plain words.
+        plain: &'static str,
         /// What the keyring said.
         detail: String,
     },
@@ -190,6 +192,39 @@ pub fn load_or_create(store: &KeyStore) -> Result<(NodeIdentity, Origin), Identi
     }
 }
 
+/// The key for demo mode: the owner's store's, or, when the keyring cannot be used (a
+/// fresh VM, a remote session), a key of the demo's own in `demo_dir`. Demo credits are
+/// worthless, so a demo needs no keyring. Returns why the demo's own key is used, for
+/// the owner, when it is.
+pub fn load_or_create_for_demo(
+    store: &KeyStore,
+    demo_dir: &Path,
+) -> Result<(NodeIdentity, Option<String>), IdentityError> {
+    match load_or_create(store) {
+        Ok((identity, _)) => Ok((identity, None)),
+        Err(e @ IdentityError::KeyringUnavailable { .. }) => {
+            let path = demo_dir.join("demo-node.key");
+            std::fs::create_dir_all(demo_dir).map_err(|source| IdentityError::FileIo {
+                action: "creating the folder of",
+                path: path.display().to_string(),
+                source,
+            })?;
+            let (identity, _) = file::load_or_create(&path)?;
+            let first = e.to_string();
+            let first = first.lines().next().unwrap_or_default();
+            Ok((
+                identity,
+                Some(format!(
+                    "demo mode keeps its own node key in {} because {first}; demo credits are \
+                     worthless, and a real node still needs the keyring (or --key-file)",
+                    path.display()
+                )),
+            ))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn new_secret() -> Result<[u8; 32], IdentityError> {
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(|e| IdentityError::Random(e.to_string()))?;
@@ -210,7 +245,18 @@ mod keyring {
     }
 
     fn unavailable(e: keyring_core::Error) -> IdentityError {
+        let plain = match &e {
+            keyring_core::Error::NoStorageAccess(_) => {
+                "your keyring is locked or refused Spare, so the node key cannot be read"
+            }
+            keyring_core::Error::PlatformFailure(_) => {
+                "your keyring is not running, or is locked and did not answer, so the node key \
+                 cannot be read"
+            }
+            _ => "your keyring could not keep the node key",
+        };
         IdentityError::KeyringUnavailable {
+            plain,
             detail: e.to_string(),
         }
     }

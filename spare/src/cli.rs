@@ -531,12 +531,24 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         }
         Command::Daemon { demo, bind } => {
             let config = load_config(&cli)?;
-            let (identity, origin) = identity::load_or_create(&key_store(&cli, &config))?;
-            if origin == Origin::Created {
-                eprintln!("created a new node key: node {}", identity.id());
-            }
+            let data_dir = paths::data_dir()?;
+            let store = key_store(&cli, &config);
+            let identity = if *demo {
+                // A demo needs no keyring: its credits are worthless.
+                let (identity, own_key) = identity::load_or_create_for_demo(&store, &data_dir)?;
+                if let Some(why) = own_key {
+                    tracing::warn!("{why}");
+                }
+                identity
+            } else {
+                let (identity, origin) = identity::load_or_create(&store)?;
+                if origin == Origin::Created {
+                    eprintln!("created a new node key: node {}", identity.id());
+                }
+                identity
+            };
             let mut options =
-                node::NodeOptions::new(config, identity.signing_key().clone(), paths::data_dir()?);
+                node::NodeOptions::new(config, identity.signing_key().clone(), data_dir);
             options.demo = *demo;
             options.bind = *bind;
             crate::daemon::run(options)?;

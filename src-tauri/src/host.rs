@@ -140,8 +140,21 @@ impl Host {
     }
 
     fn start_with(&self, config: Config) -> Result<Node, Down> {
-        let (identity, _) = identity::load_or_create(&KeyStore::for_config(&config))
-            .map_err(|e| Down::Key(format!("Spare cannot read its node key. {e}")))?;
+        let store = KeyStore::for_config(&config);
+        let identity = if self.launch.demo {
+            // A demo needs no keyring: its credits are worthless.
+            let (identity, own_key) =
+                identity::load_or_create_for_demo(&store, &self.launch.data_dir)
+                    .map_err(|e| Down::Key(format!("Spare cannot read its node key. {e}")))?;
+            if let Some(why) = own_key {
+                tracing::warn!("{why}");
+            }
+            identity
+        } else {
+            identity::load_or_create(&store)
+                .map_err(|e| Down::Key(format!("Spare cannot read its node key. {e}")))?
+                .0
+        };
         let mut options = NodeOptions::new(
             config,
             identity.signing_key().clone(),

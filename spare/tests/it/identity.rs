@@ -69,9 +69,53 @@ fn without_a_keyring_the_error_names_the_fix() {
     )
     .fails();
     assert!(run.stdout.is_empty(), "{}", run.stdout);
-    assert!(run.stderr.contains("keyring"), "{}", run.stderr);
+    // Plain words first, the keyring's own words after.
+    assert!(
+        run.stderr.starts_with("error: your keyring is"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("fix:"), "{}", run.stderr);
     assert!(run.stderr.contains("--key-file PATH"), "{}", run.stderr);
+}
+
+/// A demo needs no keyring: without one, `spare daemon --demo` keeps a key of its own
+/// in its data folder, says so, and runs.
+#[test]
+fn a_demo_without_a_keyring_keeps_its_own_key_and_runs() {
+    let spare = Spare::new();
+    let broken_bus = "unix:path=/nonexistent/spare-test-bus";
+    let mut daemon = spare
+        .command()
+        .args(["daemon", "--demo", "--bind", "127.0.0.1:0"])
+        .env("DBUS_SESSION_BUS_ADDRESS", broken_bus)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let key = spare.path(".local/share/spare/demo-node.key");
+    let start = std::time::Instant::now();
+    let status = loop {
+        let run = spare.run(&["status", "--json"]);
+        if run.code == Some(0) {
+            break run.stdout;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = daemon.kill();
+            let out = daemon.wait_with_output().unwrap();
+            panic!("no demo daemon: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let _ = daemon.kill();
+    let out = daemon.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(status.contains("\"demo\": true"), "{status}");
+    assert!(key.exists(), "no demo key at {}", key.display());
+    assert!(
+        stderr.contains("demo mode keeps its own node key") && stderr.contains("your keyring is"),
+        "{stderr}"
+    );
 }
 
 #[cfg(unix)]

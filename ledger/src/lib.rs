@@ -461,7 +461,19 @@ impl Ledger {
     /// Reports the first bad entry rather than failing: a tampered ledger is a result,
     /// not an error. Errors are for a ledger that cannot be read at all.
     pub fn verify(&self) -> Result<VerifyReport, Error> {
+        self.verify_with_progress(&mut |_, _| {})
+    }
+
+    /// [`verify`](Self::verify), telling `on_progress(checked, total)` how far it has got
+    /// after each batch of signatures (`total`: the entries when it began).
+    pub fn verify_with_progress(
+        &self,
+        on_progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<VerifyReport, Error> {
         let tx = self.conn.unchecked_transaction()?; // one consistent snapshot
+        let total: u64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM entries", [], |r| {
+            r.get::<_, i64>(0)
+        })? as u64;
         let mut stmt = tx.prepare(
             "SELECT seq, time_ms, kind, network, payee, counterparty, units, amount, \
              reference, receipt, signature, hash FROM entries ORDER BY seq",
@@ -495,6 +507,7 @@ impl Ledger {
                     return Ok(report);
                 }
                 chunk.clear();
+                on_progress(report.signatures, total);
             }
         }
         // Signatures of the entries before a structural problem come first in the
@@ -506,6 +519,7 @@ impl Ledger {
         }
         drop(rows);
         drop(stmt);
+        on_progress(report.signatures, total);
         report.problem = totals::check(&tx)?;
         Ok(report)
     }

@@ -110,6 +110,8 @@ pub struct LaneStatus {
     pub running: bool,
     /// A job stopped part-way, waiting for lending to resume.
     pub yielded: bool,
+    /// How far the running (or yielded) job has got.
+    pub job: Option<crate::status::JobProgress>,
     /// Jobs finished since the node started.
     pub done: u64,
     /// Jobs that failed since the node started.
@@ -553,10 +555,17 @@ impl GpuLane {
         queued.tries += 1;
         let _ = queued.events.send(LaneEvent::Running);
         self.started();
+        self.lock().status.job = Some(crate::status::JobProgress {
+            workgroups_done: 0,
+            workgroups_total: queued.job.job().total_workgroups(),
+        });
         let lane = self;
         let mut on_slice = move |slice: &compute::gpu::SliceReport| {
             let mut state = lane.lock();
             state.busy += slice.elapsed;
+            if let Some(job) = &mut state.status.job {
+                job.workgroups_done = slice.progress.workgroups_done;
+            }
             // A stop that raced the start of the job is honoured at the next slice.
             if !state.lending {
                 lane.yielder.request();
@@ -568,6 +577,7 @@ impl GpuLane {
                 Ok(Outcome::Done(result)) => {
                     let mut state = self.lock();
                     state.status.running = false;
+                    state.status.job = None;
                     state.status.done += 1;
                     state.status.adapter = Some(result.class.adapter.clone());
                     drop(state);
@@ -601,6 +611,7 @@ impl GpuLane {
                 tracing::info!(job = %queued.id(), "{error}: the job waits for the GPU worker's restart");
                 state.status.running = false;
                 state.status.yielded = false;
+                state.status.job = None;
                 state.queue.push_front(queued);
                 state.status.queued = state.queue.len();
                 return None;
@@ -645,6 +656,7 @@ impl GpuLane {
     fn finish_failed(&self, queued: &Queued, refusal: Refusal) {
         let mut state = self.lock();
         state.status.running = false;
+        state.status.job = None;
         state.status.failed += 1;
         drop(state);
         let _ = queued.events.send(LaneEvent::Failed(refusal));

@@ -575,6 +575,7 @@ impl NodeHandle {
                 queued_jobs: lane.queued,
                 running: lane.running,
                 yielded: lane.yielded,
+                job: lane.job,
                 jobs_done: lane.done,
                 jobs_failed: lane.failed,
                 busy_percent: (snapshot.busy_percent * 10.0).round() / 10.0,

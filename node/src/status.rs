@@ -169,6 +169,16 @@ impl ResourceState {
     }
 }
 
+/// How far the job on the GPU (or waiting in it to resume) has got.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct JobProgress {
+    /// Workgroups run so far.
+    pub workgroups_done: u64,
+    /// Workgroups in the whole job (every step and repeat).
+    pub workgroups_total: u64,
+}
+
 /// The GPU side of the status.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -182,6 +192,8 @@ pub struct GpuStatus {
     pub running: bool,
     /// A job stopped part-way, waiting to resume.
     pub yielded: bool,
+    /// How far the running (or yielded) job has got; `null` without one.
+    pub job: Option<JobProgress>,
     /// Jobs finished since the node started.
     pub jobs_done: u64,
     /// Jobs failed since the node started.

@@ -121,6 +121,8 @@ describe("dashboard", { timeout: 300_000 }, () => {
     assert.equal(await text("gpu-busy"), "43 %");
     assert.equal(await page.locator("meter#gpu-busy").getAttribute("value"), "43");
     assert.equal(await text("gpu-queued"), "2");
+    assert.equal(await text("gpu-job-progress"), "44 % (1,843 of 4,096 workgroups)");
+    assert.equal(await page.locator("progress#gpu-job-progress").getAttribute("value"), "1843");
     assert.equal(await text("bw-up"), "1.3 MB/s");
     assert.equal(await text("bw-down"), "830 kB/s");
     assert.equal(await text("bw-clients"), "3");

@@ -25,6 +25,21 @@ fn appended_entries_read_back_in_order_and_verify() {
 }
 
 #[test]
+fn verify_tells_how_far_it_has_got_up_to_every_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = open(&dir);
+    let batch: Vec<SignedReceipt> = (0..1300).map(|i| gpu(MONDAY_MS + i, 10)).collect();
+    ledger.append_signed(&batch).unwrap();
+    let mut seen = Vec::new();
+    let report = ledger
+        .verify_with_progress(&mut |checked, total| seen.push((checked, total)))
+        .unwrap();
+    assert_eq!(report.problem, None);
+    // After each batch of 512 signatures, and at the end.
+    assert_eq!(seen, [(512, 1300), (1024, 1300), (1300, 1300)]);
+}
+
+#[test]
 fn forged_receipt_is_refused_and_nothing_of_its_batch_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let mut ledger = open(&dir);

@@ -21,7 +21,24 @@ pub(super) fn run_ledger(cli: &Cli, command: &LedgerCommand) -> anyhow::Result<O
             let path = ledger_path(db.as_deref(), &config)?;
             let ledger = Ledger::open_read_only(&path)?;
             let started = std::time::Instant::now();
-            let report = ledger.verify().context("reading the ledger")?;
+            // On a terminal, how far it has got (a year of entries takes seconds).
+            let terminal = !*json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let mut shown = false;
+            let mut on_progress = |checked: u64, total: u64| {
+                if terminal && total > 0 && started.elapsed().as_millis() > 300 {
+                    eprint!(
+                        "\rverifying: {checked} of {total} entries ({} %)",
+                        checked * 100 / total
+                    );
+                    shown = true;
+                }
+            };
+            let report = ledger
+                .verify_with_progress(&mut on_progress)
+                .context("reading the ledger")?;
+            if shown {
+                eprint!("\r\x1b[2K");
+            }
             let secs = started.elapsed().as_secs_f64();
             if *json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -228,8 +245,22 @@ pub(super) fn run_gpu(command: &GpuCommand) -> anyhow::Result<Outcome> {
                     all.iter().map(|a| Some(a.index)).collect()
                 }
             };
-            for index in indices {
-                let cap = compute::capability::measure(index, compute::capability::Sizes::FULL)?;
+            // On a terminal, which adapter is being measured (each takes seconds).
+            let terminal = !*json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let count = indices.len();
+            for (i, index) in indices.into_iter().enumerate() {
+                if terminal {
+                    eprint!(
+                        "\rmeasuring adapter {} of {count}: memory bandwidth, then FP32…",
+                        i + 1
+                    );
+                }
+                let measured =
+                    compute::capability::measure(index, compute::capability::Sizes::FULL);
+                if terminal {
+                    eprint!("\r\x1b[2K");
+                }
+                let cap = measured?;
                 if *json {
                     println!("{}", serde_json::to_string(&cap)?);
                 } else {

@@ -523,3 +523,47 @@ fn stopping_the_node_records_running_relay_sessions_with_their_last_promise() {
         "only {relayed} bytes recorded: {entries:?}"
     );
 }
+
+/// A running job's progress is in the status: workgroups done of the whole job's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_jobs_progress_is_in_the_status() {
+    let data = tempfile::tempdir().unwrap();
+    let node = Node::start(options(&data)).await.unwrap();
+    let handle = node.handle();
+    let ticket = ticket(&handle);
+    let job = node::testing::long_job(1);
+    let total = job.total_workgroups();
+    let requester = key(2);
+    let card = job_service::rate_card(&ticket, &requester).await.unwrap();
+    let order = job_service::sign_order(
+        &requester,
+        PartyId::of(&key(1)),
+        Network::new("spare").unwrap(),
+        &job,
+        card.price(total),
+        Duration::from_secs(600),
+    )
+    .unwrap();
+    let _submitted = tokio::spawn(async move {
+        job_service::submit(&ticket, &requester, &job, order, &mut |_| {}).await
+    });
+    let start = std::time::Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        if let Some(progress) = handle.status().gpu.job {
+            assert_eq!(progress.workgroups_total, total);
+            seen.push(progress.workgroups_done);
+            if progress.workgroups_done > 0 && seen.len() > 2 {
+                break;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no progress seen: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    assert!(*seen.last().unwrap() < total, "{seen:?}");
+    drop(node);
+}

@@ -34,6 +34,7 @@ function baseStatus(): Status {
       queued_jobs: 2,
       running: true,
       yielded: false,
+      job: { workgroups_done: 1_843, workgroups_total: 4_096 },
       jobs_done: 17,
       jobs_failed: 1,
       busy_percent: 42.5,

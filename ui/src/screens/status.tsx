@@ -8,6 +8,7 @@ import type { BandwidthStatus } from "../bindings/BandwidthStatus";
 import type { Check } from "../bindings/Check";
 import type { CommandError } from "../bindings/CommandError";
 import type { GpuStatus } from "../bindings/GpuStatus";
+import type { JobProgress } from "../bindings/JobProgress";
 import type { PauseFor } from "../bindings/PauseFor";
 import type { PauseTarget } from "../bindings/PauseTarget";
 import type { ResourceState } from "../bindings/ResourceState";
@@ -117,6 +118,13 @@ function StateLine({ id, resource }: { id: string; resource: ResourceState }) {
   );
 }
 
+/** "45 % (1,843 of 4,096 workgroups)". */
+function jobProgress({ workgroups_done, workgroups_total }: JobProgress): string {
+  const percent = workgroups_total > 0 ? Math.floor((workgroups_done * 100) / workgroups_total) : 0;
+  const n = (x: number) => x.toLocaleString("en-US");
+  return `${percent} % (${n(workgroups_done)} of ${n(workgroups_total)} workgroups)`;
+}
+
 function GpuCard({ gpu, children }: { gpu: GpuStatus; children: ComponentChildren }) {
   return (
     <article class="card" aria-labelledby="gpu-heading" data-testid="gpu-card">
@@ -138,6 +146,20 @@ function GpuCard({ gpu, children }: { gpu: GpuStatus; children: ComponentChildre
           <dt>Job on the GPU now</dt>
           <dd>{gpu.running ? "yes" : gpu.yielded ? "no, one is waiting to resume" : "no"}</dd>
         </div>
+        {gpu.job && (
+          <div>
+            <dt>Its progress</dt>
+            <dd>
+              <progress
+                id="gpu-job-progress"
+                max={gpu.job.workgroups_total}
+                value={gpu.job.workgroups_done}
+                aria-label="Progress of the job on the GPU"
+              />{" "}
+              <span data-testid="gpu-job-progress">{jobProgress(gpu.job)}</span>
+            </dd>
+          </div>
+        )}
         <div>
           <dt>Jobs done / failed since start</dt>
           <dd>

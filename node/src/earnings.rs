@@ -54,7 +54,7 @@ impl Split {
 pub struct PeriodRow {
     /// First day of the period.
     pub start: NaiveDate,
-    /// The network (never `demo` here).
+    /// The network (`demo` only in a report's `demo_rows`).
     pub network: String,
     /// Entries in the period.
     pub entries: u64,
@@ -102,6 +102,9 @@ pub struct Report {
     pub in_range_earned_micro: i64,
     /// Demo work in range.
     pub demo_in_range: DemoSummary,
+    /// Demo work per period, in demo credits (network `demo`), oldest first: a series of
+    /// its own for the charts, never part of `rows` or of any earnings.
+    pub demo_rows: Vec<PeriodRow>,
     /// All-time totals over every real network.
     pub all_time: Split,
     /// All-time earned.
@@ -127,7 +130,7 @@ pub fn report(
     offset: FixedOffset,
 ) -> Result<Report, ledger::Error> {
     let rows = ledger.earnings(period, since, None, offset)?;
-    let (rows, in_range, demo) = split_rows(&rows);
+    let (rows, in_range, demo, demo_rows) = split_rows(&rows);
     let all_time = totals_split(&ledger.totals()?);
     Ok(Report {
         ledger: ledger.path().display().to_string(),
@@ -138,6 +141,7 @@ pub fn report(
         rows,
         in_range,
         demo_in_range: demo,
+        demo_rows,
         all_time_earned_micro: all_time.earned().0,
         balance_micro: all_time.balance().0,
         all_time,
@@ -161,18 +165,22 @@ pub fn nothing_yet(
         in_range: Split::default(),
         in_range_earned_micro: 0,
         demo_in_range: DemoSummary::default(),
+        demo_rows: Vec::new(),
         all_time: Split::default(),
         all_time_earned_micro: 0,
         balance_micro: 0,
     }
 }
 
-fn split_rows(rows: &[EarningsRow]) -> (Vec<PeriodRow>, Split, DemoSummary) {
+/// Real rows and their sum, and demo work summed and per period, apart.
+fn split_rows(rows: &[EarningsRow]) -> (Vec<PeriodRow>, Split, DemoSummary, Vec<PeriodRow>) {
     let mut out: Vec<PeriodRow> = Vec::new();
+    let mut demo_rows: Vec<PeriodRow> = Vec::new();
     let mut total = Split::default();
     let mut demo = DemoSummary::default();
     for r in rows {
         if r.network.is_demo() {
+            add_to_rows(&mut demo_rows, r);
             match r.kind {
                 EntryKind::GpuJob => {
                     demo.gpu_jobs += r.entries;
@@ -188,25 +196,30 @@ fn split_rows(rows: &[EarningsRow]) -> (Vec<PeriodRow>, Split, DemoSummary) {
             continue;
         }
         total.add(r.kind, r.amount);
-        let row = match out.last_mut() {
-            Some(last) if last.start == r.start && last.network == r.network.as_str() => last,
-            _ => {
-                out.push(PeriodRow {
-                    start: r.start,
-                    network: r.network.to_string(),
-                    entries: 0,
-                    split: Split::default(),
-                    earned_micro: 0,
-                });
-                let last = out.len() - 1;
-                &mut out[last]
-            }
-        };
-        row.entries += r.entries;
-        row.split.add(r.kind, r.amount);
-        row.earned_micro = row.split.earned().0;
+        add_to_rows(&mut out, r);
     }
-    (out, total, demo)
+    (out, total, demo, demo_rows)
+}
+
+/// Adds `r` to the row of its period and network (rows come in period order).
+fn add_to_rows(out: &mut Vec<PeriodRow>, r: &EarningsRow) {
+    let row = match out.last_mut() {
+        Some(last) if last.start == r.start && last.network == r.network.as_str() => last,
+        _ => {
+            out.push(PeriodRow {
+                start: r.start,
+                network: r.network.to_string(),
+                entries: 0,
+                split: Split::default(),
+                earned_micro: 0,
+            });
+            let last = out.len() - 1;
+            &mut out[last]
+        }
+    };
+    row.entries += r.entries;
+    row.split.add(r.kind, r.amount);
+    row.earned_micro = row.split.earned().0;
 }
 
 fn totals_split(totals: &[Total]) -> Split {

@@ -38,9 +38,17 @@ function heightOf(value: bigint, max: bigint): number {
   return Number((positive(value) * BigInt(PLOT_HEIGHT * 100)) / max) / 100;
 }
 
-export function EarningsChart({ rows, period }: { rows: PeriodRow[]; period: Period }) {
+/**
+ * The bars of `rows`: earnings, or, with `demo`, the built-in demo's work in demo
+ * credits, drawn apart and labelled so (never added to earnings).
+ */
+export function EarningsChart({ rows, period, demo = false }: { rows: PeriodRow[]; period: Period; demo?: boolean }) {
   const bars = barsOf(rows);
-  if (bars.length === 0) return <p class="muted">Nothing earned in this range yet.</p>;
+  if (bars.length === 0) {
+    return <p class="muted">{demo ? "No demo work in this range." : "Nothing earned in this range yet."}</p>;
+  }
+  const what = demo ? "Demo work (demo credits, not earnings)" : "Earnings";
+  const unit = demo ? "demo credits" : "credits";
   const max = bars.reduce((m, b) => {
     const total = positive(b.gpu) + positive(b.bandwidth);
     return total > m ? total : m;
@@ -52,18 +60,18 @@ export function EarningsChart({ rows, period }: { rows: PeriodRow[]; period: Per
   const baseline = TOP + PLOT_HEIGHT;
 
   return (
-    <figure class="chart">
+    <figure class={demo ? "chart chart-demo" : "chart"} data-testid={demo ? "demo-chart" : "earnings-chart"}>
       <svg
         viewBox={`0 0 ${width} ${baseline + BOTTOM}`}
         width={width}
         height={baseline + BOTTOM}
         role="img"
-        aria-label={`Earnings by ${period}, GPU and bandwidth, tallest bar ${formatCredits(max)}`}
+        aria-label={`${what} by ${period}, GPU and bandwidth, tallest bar ${formatCredits(max)}${demo ? " (demo)" : ""}`}
         data-plot-height={PLOT_HEIGHT}
         data-max-micro={max.toString()}
       >
         <text x={LEFT} y={12} class="axis-label">
-          {creditsNumber(max)} credits
+          {creditsNumber(max)} {unit}
         </text>
         <line x1={LEFT} x2={width} y1={TOP} y2={TOP} class="grid" />
         {bars.map((bar, i) => {
@@ -110,6 +118,7 @@ export function EarningsChart({ rows, period }: { rows: PeriodRow[]; period: Per
       <figcaption class="legend">
         <span class="swatch swatch-gpu" aria-hidden="true" /> GPU
         <span class="swatch swatch-bandwidth" aria-hidden="true" /> Bandwidth
+        {demo && " (demo credits, worth nothing)"}
       </figcaption>
     </figure>
   );

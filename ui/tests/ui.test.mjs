@@ -204,11 +204,11 @@ describe("dashboard", { timeout: 300_000 }, () => {
         bars.set(row.start, bar);
       }
       const max = [...bars.values()].reduce((m, b) => (b.gpu + b.bandwidth > m ? b.gpu + b.bandwidth : m), 0n);
-      await page.waitForFunction((n) => document.querySelectorAll(".chart g[data-start]").length === n, bars.size);
-      const svg = page.locator(".chart svg");
+      await page.waitForFunction((n) => document.querySelectorAll('[data-testid="earnings-chart"] g[data-start]').length === n, bars.size);
+      const svg = page.locator('[data-testid="earnings-chart"] svg');
       assert.equal(await svg.getAttribute("data-max-micro"), max.toString());
       const plot = Number(await svg.getAttribute("data-plot-height"));
-      const drawn = await page.$$eval(".chart rect", (rects) =>
+      const drawn = await page.$$eval('[data-testid="earnings-chart"] rect', (rects) =>
         rects.map((r) => ({
           start: r.dataset.start,
           resource: r.dataset.resource,
@@ -244,6 +244,11 @@ describe("dashboard", { timeout: 300_000 }, () => {
     assert.equal(await page.getByTestId("demo-credits").innerText(), "2.45 credits");
     assert.match(await demo.innerText(), /37 \(81,250 workgroups\)/);
     assert.match(await demo.innerText(), /12 \(734 MB relayed\)/);
+    // The demo's own chart: its bars, labelled as demo credits, apart from earnings.
+    const demoChart = page.getByTestId("demo-chart");
+    assert.equal(await demoChart.locator("rect.bar-gpu").count(), 7);
+    assert.match(await demoChart.locator("svg").getAttribute("aria-label"), /^Demo work \(demo credits, not earnings\) by /);
+    assert.match(await demoChart.innerText(), /demo credits/);
     const earned = BigInt(report.in_range_earned_micro);
     const credits = `${earned / 1_000_000n}.${(earned % 1_000_000n).toString().padStart(6, "0").replace(/0+$/, "")} credits`;
     assert.match(await page.getByTestId("in-range").innerText(), new RegExp(`^Earned in this range: ${credits.replace(".", "\\.")} `));

@@ -101,6 +101,12 @@ fn earnings_json_counts_real_work_and_keeps_demo_apart() {
     assert_eq!(report["in_range"]["payouts_micro"], -1_000_000);
     assert_eq!(report["demo_in_range"]["gpu_jobs"], 1);
     assert_eq!(report["demo_in_range"]["demo_credits_micro"], 9_000_000);
+    // Demo work is a series of its own for the charts, never in the earnings rows.
+    let demo_rows = report["demo_rows"].as_array().unwrap();
+    assert_eq!(demo_rows.len(), 1, "{report}");
+    assert_eq!(demo_rows[0]["network"], "demo");
+    assert_eq!(demo_rows[0]["gpu_micro"], 9_000_000);
+    assert!(rows.iter().all(|r| r["network"] != "demo"));
 
     let since = spare
         .run(&[

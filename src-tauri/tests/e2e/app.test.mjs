@@ -829,6 +829,8 @@ describe("the Spare tray app, end to end", { timeout: 20 * 60_000 }, () => {
       await selectTab(session, "Earnings");
       await session.waitFor('[data-testid="demo-apart"]');
       await session.waitForText('[data-testid="demo-credits"]', NONZERO, { timeout: 60_000 });
+      // The demo's work fills a chart of its own, labelled demo credits, so a newcomer sees one.
+      await session.waitFor('[data-testid="demo-chart"] rect.bar-gpu', { timeout: 60_000 });
       await shotTop(session, "earnings");
 
       // Ledger: the demo entries, signed receipts on network demo.

@@ -9,7 +9,7 @@ export type PeriodRow = {
  */
 start: string, 
 /**
- * The network (never `demo` here).
+ * The network (`demo` only in a report's `demo_rows`).
  */
 network: string, 
 /**

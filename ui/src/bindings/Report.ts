@@ -41,6 +41,11 @@ in_range_earned_micro: number,
  */
 demo_in_range: DemoSummary, 
 /**
+ * Demo work per period, in demo credits (network `demo`), oldest first: a series of
+ * its own for the charts, never part of `rows` or of any earnings.
+ */
+demo_rows: Array<PeriodRow>, 
+/**
  * All-time totals over every real network.
  */
 all_time: Split, 

@@ -188,6 +188,17 @@ export function reportFixture(period: Period, withGpuMs: boolean): Report {
       relay_bytes: 734_003_200,
       demo_credits_micro: 2_450_000,
     },
+    // The demo's own series: the last week of the range, in demo credits.
+    demo_rows: days.slice(-7).map((d, i) => ({
+      start: d.start,
+      network: "demo",
+      entries: 3 + i,
+      gpu_micro: 200_000 + i * 25_000,
+      bandwidth_micro: 100_000,
+      adjustments_micro: 0,
+      payouts_micro: 0,
+      earned_micro: 300_000 + i * 25_000,
+    })),
     all_time,
     all_time_earned_micro: earned(all_time),
     balance_micro: earned(all_time) + all_time.payouts_micro,

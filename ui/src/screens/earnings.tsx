@@ -6,6 +6,7 @@ import * as api from "../api";
 import type { CommandError } from "../bindings/CommandError";
 import type { DemoSummary } from "../bindings/DemoSummary";
 import type { Period } from "../bindings/Period";
+import type { PeriodRow } from "../bindings/PeriodRow";
 import type { Report } from "../bindings/Report";
 import { EarningsChart } from "../chart";
 import { formatBytes, formatCredits, formatDuration } from "../credits";
@@ -87,7 +88,7 @@ function ReportView({ report }: { report: Report }) {
         <EarningsChart rows={report.rows} period={report.period} />
         <RowsTable report={report} />
       </div>
-      <DemoApart demo={report.demo_in_range} />
+      <DemoApart demo={report.demo_in_range} rows={report.demo_rows} period={report.period} />
       <Electricity report={report} />
     </>
   );
@@ -128,7 +129,7 @@ function RowsTable({ report }: { report: Report }) {
   );
 }
 
-function DemoApart({ demo }: { demo: DemoSummary }) {
+function DemoApart({ demo, rows, period }: { demo: DemoSummary; rows: PeriodRow[]; period: Period }) {
   const none = demo.gpu_jobs === 0 && demo.relay_sessions === 0;
   return (
     <section class="card demo" aria-labelledby="demo-heading" data-testid="demo-apart">
@@ -159,6 +160,7 @@ function DemoApart({ demo }: { demo: DemoSummary }) {
               <dd data-testid="demo-credits">{formatCredits(demo.demo_credits_micro)}</dd>
             </div>
           </dl>
+          <EarningsChart rows={rows} period={period} demo />
         </>
       )}
     </section>

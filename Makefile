@@ -28,7 +28,7 @@ run: setup ui
 # Last, the debug build is packaged as a .deb, installed with dpkg, run and removed.
 test: setup ui lint
 	installers/with-keyring.sh $(CARGO) test --workspace --locked --bench '*'
-	installers/with-keyring.sh $(CARGO) test --workspace --lib --bins --tests --locked --features spare/test-switches
+	installers/with-keyring.sh $(CARGO) test --workspace --lib --bins --tests --locked
 	npm --prefix ui test
 	node --test installers/windows/ installers/make-latest-json.test.mjs
 	$(CARGO) build --locked -p spare-app -p spare

@@ -178,11 +178,6 @@ enum RelayCommand {
         /// Price in micro-credits per GiB relayed [default: relay.price_per_gib]
         #[arg(long)]
         price: Option<u64>,
-        /// Lets egress reach loopback. Only in builds with the `test-switches` feature,
-        /// which the tests turn on and no release or package build does.
-        #[cfg(feature = "test-switches")]
-        #[arg(long, hide = true)]
-        allow_loopback_for_tests: bool,
     },
     /// Run a local SOCKS5 proxy whose connections go through the node
     Connect {
@@ -635,7 +630,6 @@ fn run_relay(cli: &Cli, command: &RelayCommand) -> anyhow::Result<Outcome> {
             allow,
             egress_open,
             price,
-            ..
         } => crate::relaying::serve(
             key,
             &config,
@@ -644,7 +638,6 @@ fn run_relay(cli: &Cli, command: &RelayCommand) -> anyhow::Result<Outcome> {
                 public: public.clone(),
                 allow: allow.clone(),
                 open: *egress_open,
-                allow_loopback_for_tests: loopback_for_tests(command),
                 price_per_gib: *price,
             },
         )?,
@@ -661,22 +654,4 @@ fn run_relay(cli: &Cli, command: &RelayCommand) -> anyhow::Result<Outcome> {
         } => crate::relaying::dial_forward(ticket, key, peer, *local)?,
     }
     Ok(Outcome::Ok)
-}
-
-/// Whether `relay serve` was given the tests' loopback switch (which exists only in
-/// builds with the `test-switches` feature).
-#[cfg(feature = "test-switches")]
-fn loopback_for_tests(command: &RelayCommand) -> bool {
-    matches!(
-        command,
-        RelayCommand::Serve {
-            allow_loopback_for_tests: true,
-            ..
-        }
-    )
-}
-
-#[cfg(not(feature = "test-switches"))]
-fn loopback_for_tests(_: &RelayCommand) -> bool {
-    false
 }

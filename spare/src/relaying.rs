@@ -28,8 +28,6 @@ pub struct ServeOverrides {
     pub allow: Vec<String>,
     /// Open egress (an explicit opt-in).
     pub open: bool,
-    /// Let egress reach loopback: tests only.
-    pub allow_loopback_for_tests: bool,
     /// Price in micro-credits per GiB.
     pub price_per_gib: Option<u64>,
 }
@@ -64,9 +62,6 @@ pub fn serve(key: SigningKey, config: &Config, overrides: ServeOverrides) -> any
     let mut node_config = node_config(key, config, bind, node::NETWORK, mode, &allow)?;
     if let Some(price) = overrides.price_per_gib {
         node_config.price_per_gib = price;
-    }
-    if let Some(policy) = &mut node_config.egress {
-        policy.allow_loopback_for_tests = overrides.allow_loopback_for_tests;
     }
     let recorder = Recorder::open(
         &node::paths::ledger_file_of(config)?,

@@ -1,9 +1,5 @@
 //! `spare relay serve` and `spare relay connect` as real processes: curl reaches an
 //! HTTP server through the SOCKS5 proxy and the node.
-//!
-//! The HTTP server is on loopback, which egress refuses but for a switch that only
-//! builds with the `test-switches` feature have (`make test` turns it on).
-#![cfg_attr(not(feature = "test-switches"), allow(dead_code, unused_imports))]
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -49,9 +45,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[cfg(not(feature = "test-switches"))]
 #[test]
-fn a_build_without_test_switches_refuses_the_loopback_switch() {
+fn spare_has_no_loopback_test_switch() {
     let spare = Spare::new();
     for command in [&["relay", "serve"][..], &["daemon"][..]] {
         let output = spare
@@ -69,49 +64,19 @@ fn a_build_without_test_switches_refuses_the_loopback_switch() {
     }
 }
 
-#[cfg(feature = "test-switches")]
-#[test]
-fn curl_through_spare_relay_connect_and_serve() {
-    let spare = Spare::new();
-    let http = http_server();
-    let node_key = spare.path("node.key");
-    let client_key = spare.path("client.key");
-
-    let mut serve = Running(
-        spare
-            .command()
-            .args([
-                "--key-file",
-                path_str(&node_key),
-                "relay",
-                "serve",
-                "--bind",
-                "127.0.0.1:0",
-                "--egress-open",
-                "--allow-loopback-for-tests",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut ticket = String::new();
-    BufReader::new(serve.0.stdout.take().unwrap())
-        .read_line(&mut ticket)
-        .unwrap();
-    let ticket = ticket.trim().to_owned();
-    assert!(ticket.starts_with("spare1"), "{ticket:?}");
-
+/// Starts `spare relay connect TICKET` with a SOCKS5 proxy, and fetches `http` through it
+/// with curl.
+fn curl_through(spare: &Spare, ticket: &str, http: SocketAddr) -> std::process::Output {
     let socks = format!("127.0.0.1:{}", free_port());
     let _connect = Running(
         spare
             .command()
             .args([
                 "--key-file",
-                path_str(&client_key),
+                path_str(&spare.path("client.key")),
                 "relay",
                 "connect",
-                &ticket,
+                ticket,
                 "--socks5",
                 &socks,
             ])
@@ -125,7 +90,7 @@ fn curl_through_spare_relay_connect_and_serve() {
         assert!(Instant::now() < deadline, "the SOCKS5 proxy never listened");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let output = std::process::Command::new("curl")
+    std::process::Command::new("curl")
         .args([
             "--silent",
             "--show-error",
@@ -136,13 +101,75 @@ fn curl_through_spare_relay_connect_and_serve() {
             &format!("http://127.0.0.1:{}/", http.port()),
         ])
         .output()
+        .unwrap()
+}
+
+/// curl through the real `spare relay connect` and a relay node to an HTTP server on
+/// loopback. Egress refuses loopback; the node here is started by the test, which lets
+/// it through in test code (`allow_loopback_for_tests`): no shipped binary can.
+#[test]
+fn curl_through_spare_relay_connect_and_a_relay_node() {
+    let spare = Spare::new();
+    let http = http_server();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
         .unwrap();
+    let node = runtime.block_on(async {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let mut config = relay::node::NodeConfig::new(key, "127.0.0.1:0".parse().unwrap());
+        let mut egress = relay::policy::EgressPolicy::open();
+        egress.allow_loopback_for_tests = true;
+        config.egress = Some(egress);
+        relay::node::RelayNode::start(config).unwrap()
+    });
+    let ticket = node.ticket(vec![]).unwrap().to_string();
+    let output = curl_through(&spare, &ticket, http);
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&output.stdout), "through spare\n");
+    drop(node);
+}
+
+/// `spare relay serve` with open egress prints a ticket `spare relay connect` uses; the
+/// same loopback server is refused through it (the node's own rules, answered to curl
+/// as a SOCKS5 refusal).
+#[test]
+fn spare_relay_serve_prints_its_ticket_and_refuses_loopback() {
+    let spare = Spare::new();
+    let http = http_server();
+    let mut serve = Running(
+        spare
+            .command()
+            .args([
+                "--key-file",
+                path_str(&spare.path("node.key")),
+                "relay",
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--egress-open",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut ticket = String::new();
+    BufReader::new(serve.0.stdout.take().unwrap())
+        .read_line(&mut ticket)
+        .unwrap();
+    let ticket = ticket.trim().to_owned();
+    assert!(ticket.starts_with("spare1"), "{ticket:?}");
+    let output = curl_through(&spare, &ticket, http);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("SOCKS5"), "{stderr}");
+    assert!(output.stdout.is_empty());
 }
 
 #[test]
